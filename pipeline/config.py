@@ -1,0 +1,212 @@
+"""Typed view of params.yaml: one dataclass per section, validated on load.
+
+Every stage calls `load_params()` and reads only its own sections, which are also the
+keys that `dvc.yaml` lists as the stage's params.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """params.yaml has a missing, unknown or invalid value."""
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ImdbParams:
+    url: str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+    sha256: Optional[str] = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+    limit: Optional[int] = None
+    expected_per_class: int = 12500
+    bad_utf8: str = "replace"
+    val_size: int = 5000
+    split_by: str = "movie"
+    min_freq: int = 1
+    max_vocab: Optional[int] = None
+
+    def validate(self) -> None:
+        _positive("imdb.limit", self.limit, allow_none=True)
+        _positive("imdb.expected_per_class", self.expected_per_class)
+        _choice("imdb.bad_utf8", self.bad_utf8, ("replace", "fail"))
+        _positive("imdb.val_size", self.val_size)
+        _choice("imdb.split_by", self.split_by, ("movie", "random"))
+        _positive("imdb.min_freq", self.min_freq)
+        _positive("imdb.max_vocab", self.max_vocab, allow_none=True)
+
+
+@dataclass(frozen=True)
+class GutenbergParams:
+    url: str = "https://www.gutenberg.org/cache/epub/1268/pg1268.txt"
+    sha256: Optional[str] = None
+    limit: Optional[int] = None
+    val_fraction: float = 0.1
+
+    def validate(self) -> None:
+        _positive("gutenberg.limit", self.limit, allow_none=True)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"gutenberg.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class SentimentParams:
+    embed_dim: int = 20
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    fc_size: int = 64
+    pooling: str = "last"
+    head_tokens: Optional[int] = None
+    tail_tokens: Optional[int] = None
+    batch_size: int = 32
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    clip_grad_norm: float = 1.0
+    patience: Optional[int] = None
+
+    def validate(self) -> None:
+        for name in ("embed_dim", "hidden_size", "num_layers", "fc_size", "batch_size", "epochs",
+                     "lr", "clip_grad_norm"):
+            _positive(f"sentiment.{name}", getattr(self, name))
+        for name in ("head_tokens", "tail_tokens", "patience"):
+            _positive(f"sentiment.{name}", getattr(self, name), allow_none=True)
+        if (self.head_tokens is None) != (self.tail_tokens is None):
+            raise ConfigError("sentiment.head_tokens and sentiment.tail_tokens are set together")
+        _choice("sentiment.pooling", self.pooling, ("last", "last_max_mean"))
+        _choice("sentiment.scheduler", self.scheduler, ("none", "cosine"))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"sentiment.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class CharLMParams:
+    embed_dim: int = 256
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.0
+    mode: str = "windows"
+    seq_len: int = 40
+    batch_size: int = 64
+    steps: int = 10000
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    clip_grad_norm: float = 5.0
+    eval_every: int = 500
+    patience: Optional[int] = None
+    sample_length: int = 500
+    sample_prime: str = "The island"
+    sample_temperatures: tuple = (0.5, 1.0, 2.0)
+    sample_top_k: Optional[int] = None
+
+    def validate(self) -> None:
+        for name in ("embed_dim", "hidden_size", "num_layers", "seq_len", "batch_size", "steps",
+                     "lr", "clip_grad_norm", "eval_every", "sample_length"):
+            _positive(f"charlm.{name}", getattr(self, name))
+        _positive("charlm.patience", self.patience, allow_none=True)
+        _positive("charlm.sample_top_k", self.sample_top_k, allow_none=True)
+        _choice("charlm.mode", self.mode, ("windows", "tbptt"))
+        _choice("charlm.scheduler", self.scheduler, ("none", "cosine"))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"charlm.dropout must be in [0, 1), got {self.dropout}")
+        for t in self.sample_temperatures:
+            _positive("charlm.sample_temperatures[]", t)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    checkpoint_every: int = 1
+    deterministic: bool = False
+    amp: bool = False
+    num_threads: Optional[int] = None
+
+    def validate(self) -> None:
+        _positive("train.checkpoint_every", self.checkpoint_every)
+        _positive("train.num_threads", self.num_threads, allow_none=True)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 1
+    device: str = "auto"
+    imdb: ImdbParams = field(default_factory=ImdbParams)
+    gutenberg: GutenbergParams = field(default_factory=GutenbergParams)
+    sentiment: SentimentParams = field(default_factory=SentimentParams)
+    charlm: CharLMParams = field(default_factory=CharLMParams)
+    train: TrainParams = field(default_factory=TrainParams)
+
+    def validate(self) -> None:
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        for section in (self.imdb, self.gutenberg, self.sentiment, self.charlm, self.train):
+            section.validate()
+
+
+_SECTIONS = {f.name: f.default_factory for f in fields(Params)
+             if f.default_factory is not dataclasses.MISSING}
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
+    if cls is CharLMParams and "sample_temperatures" in values:
+        values = {**values, "sample_temperatures": tuple(values["sample_temperatures"])}
+    return cls(**values)
+
+
+def params_from_dict(raw: dict) -> Params:
+    raw = dict(raw or {})
+    kwargs = {}
+    for name, factory in _SECTIONS.items():
+        section = raw.pop(name, None) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"section {name!r} must be a mapping")
+        kwargs[name] = _build(type(factory()), section, name)
+    params = _build(Params, {**raw, **kwargs}, "params.yaml")
+    params.validate()
+    return params
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} not found (run from the repository root)")
+    with open(path, encoding="utf-8") as f:
+        return params_from_dict(yaml.safe_load(f))
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{'sentiment': {'lr': 0.1}} -> {'sentiment.lr': 0.1}, for logging params to MLflow."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

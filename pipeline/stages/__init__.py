@@ -1,0 +1,1 @@
+"""One module per data set; each stage function reads params and writes declared outputs."""

@@ -1,0 +1,74 @@
+"""Paths of every stage output, and the helpers that write outputs safely."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+DATA = Path("data")
+DOWNLOADS = DATA / "downloads"          # verified downloads, kept across runs (not a DVC output)
+CHECKPOINTS = DATA / "checkpoints"      # resumable training state (not a DVC output)
+RAW_IMDB = DATA / "raw" / "imdb"
+RAW_BOOK = DATA / "raw" / "gutenberg"
+PREPARED_IMDB = DATA / "prepared" / "imdb"
+PREPARED_BOOK = DATA / "prepared" / "gutenberg"
+MODEL_SENTIMENT = DATA / "models" / "sentiment"
+MODEL_CHARLM = DATA / "models" / "charlm"
+EVAL_CHARLM = DATA / "eval" / "charlm"
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty directory beside `final`; it replaces `final` only if the block
+    finishes. A failure or kill leaves no half-written `final` for a later stage."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Sorted keys and a fixed layout: re-runs write byte-identical files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def fingerprint(*parts: Any) -> str:
+    """A digest of params and data identities: a checkpoint is resumed only by a run
+    with the same fingerprint."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def require(path: Path, what: str, stage: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found at {path}: run `dvc repro {stage}` first")
+    return path

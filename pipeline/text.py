@@ -1,0 +1,109 @@
+"""Tokenizer, word and character vocabularies.
+
+The tokenizer is the book's: drop HTML tags, keep emoticons, lower-case, split on
+non-word characters. Two fixes over the book's version: emoticons are matched before
+lower-casing (the book lower-cased first, so `:D` and `:P` were never found), and they
+are appended as separate tokens (the book glued the first one onto the last word).
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+
+_HTML_TAG = re.compile(r"<[^>]*>")
+_EMOTICON = re.compile(r"(?::|;|=)(?:-)?(?:\)|\(|D|P)")
+_NON_WORD = re.compile(r"[\W]+")
+
+
+def tokenize(text: str) -> list[str]:
+    text = _HTML_TAG.sub("", text)
+    emoticons = [e.replace("-", "") for e in _EMOTICON.findall(text)]
+    return _NON_WORD.sub(" ", text.lower()).split() + emoticons
+
+
+def tokenize_many(texts: Sequence[str], processes: int | None = None) -> list[list[str]]:
+    """Tokenize in parallel: the regexes are CPU-bound and hold the GIL."""
+    processes = processes or multiprocessing.cpu_count()
+    if processes <= 1 or len(texts) < 2000:
+        return [tokenize(t) for t in texts]
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    with ctx.Pool(processes) as pool:
+        return pool.map(tokenize, texts, chunksize=max(1, len(texts) // (processes * 8)))
+
+
+class Vocab:
+    """Token <-> index. Index 0 is <pad>, 1 is <unk>, then tokens by falling frequency
+    (ties broken alphabetically, so the order never depends on dict iteration order)."""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.itos = list(tokens)
+        if self.itos[:2] != [PAD, UNK]:
+            raise ValueError("a vocabulary starts with <pad>, <unk>")
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, tokenized: Iterable[Sequence[str]], min_freq: int = 1,
+              max_size: int | None = None) -> "Vocab":
+        counts = Counter()
+        for tokens in tokenized:
+            counts.update(tokens)
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq),
+                        key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ranked = ranked[:max_size]
+        return cls([PAD, UNK, *ranked])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str]) -> np.ndarray:
+        get = self.stoi.get
+        return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text("\n".join(self.itos) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocab":
+        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+
+
+class CharVocab:
+    """Characters sorted by code point; the book's `char2int` / `int2char`."""
+
+    def __init__(self, chars: Sequence[str]):
+        self.itos = list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, text: str) -> "CharVocab":
+        return cls(sorted(set(text)))
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = set(text) - self.stoi.keys()
+        if unknown:
+            raise ValueError(f"characters not in the vocabulary: {''.join(sorted(unknown))!r}")
+        return np.array([self.stoi[c] for c in text], dtype=np.int32)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.itos, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "CharVocab":
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))

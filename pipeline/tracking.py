@@ -1,0 +1,136 @@
+"""MLflow: where runs go, what every run is tagged with, and resuming runs.
+
+Default store: `sqlite:///<repo>/mlflow.db` with artifacts in `<repo>/mlartifacts`.
+`<repo>` is the real repository even when DVC runs a stage in a temporary copy
+(`dvc exp run --temp` / `--queue` work in `<repo>/.dvc/tmp/exps/<tmp>/`): a relative
+`mlflow.db` would land in that copy and vanish with it. A team sets
+`MLFLOW_TRACKING_URI` (and MLflow's own auth variables) to use a server instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+# Bounded waits for an unreachable server (MLflow's own defaults retry for minutes).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached."""
+
+
+def repo_root(start: Path | None = None) -> Path:
+    path = (start or Path.cwd()).resolve()
+    parts = path.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def _is_local_default(uri: str) -> bool:
+    return "MLFLOW_TRACKING_URI" not in os.environ and uri.startswith("sqlite:")
+
+
+def connect() -> MlflowClient:
+    """Point MLflow at the store and check it answers, before any training starts."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises several types for an unreachable store
+        raise TrackingUnavailable(
+            f"MLflow tracking store {uri} is not reachable: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}. Nothing was trained. Check the server or "
+            "unset MLFLOW_TRACKING_URI to use the local mlflow.db.") from exc
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifact_location = None
+    if _is_local_default(tracking_uri()):
+        artifact_location = (repo_root() / "mlartifacts" / name).as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def run_tags(stage: str, device: str) -> dict[str, str]:
+    commit = _git("rev-parse", "HEAD")
+    # dvc.lock and the stage's own outputs change during `dvc repro`; they do not make
+    # the code dirty.
+    dirty = [line for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
+             if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))]
+    tags = {"mlflow.source.git.commit": commit or "unknown", "git_commit": commit or "unknown",
+            "git_dirty": str(bool(dirty)).lower(), "device": device, "dvc_stage": stage}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def start_run(experiment: str, stage: str, device: str, resume_file: Path,
+              fingerprint: str) -> mlflow.ActiveRun:
+    """Start the stage's run, or resume the run of a killed attempt with the same
+    fingerprint (its id is kept in `resume_file` beside the checkpoint)."""
+    client = connect()
+    exp_id = experiment_id(client, experiment)
+    run_id = None
+    if resume_file.exists():
+        saved = json.loads(resume_file.read_text())
+        if saved.get("fingerprint") == fingerprint and saved.get("tracking_uri") == tracking_uri():
+            run_id = saved["run_id"]
+    if run_id is not None:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        run = mlflow.start_run(experiment_id=exp_id, tags=run_tags(stage, device))
+        resume_file.parent.mkdir(parents=True, exist_ok=True)
+        resume_file.write_text(json.dumps({"fingerprint": fingerprint, "run_id": run.info.run_id,
+                                           "tracking_uri": tracking_uri()}))
+    return run
+
+
+def resume_run(run_file: Path, stage: str) -> mlflow.ActiveRun:
+    """Re-open the training run recorded in `run_file` (the evaluate stages log there)."""
+    info = json.loads(run_file.read_text())
+    connect()
+    run = mlflow.start_run(run_id=info["run_id"])
+    mlflow.set_tag("dvc_eval_stage", stage)
+    return run
+
+
+def log_params(params: dict[str, Any]) -> None:
+    # MLflow refuses to change a logged param: on a resumed run log only the new ones.
+    logged = mlflow.active_run().data.params if mlflow.active_run() else {}
+    fresh = {k: ("null" if v is None else v) for k, v in params.items() if k not in logged}
+    items = list(fresh.items())
+    for i in range(0, len(items), 100):  # the server's batch limit
+        mlflow.log_params(dict(items[i:i + 100]))
+
+
+def write_run_file(path: Path) -> None:
+    run = mlflow.active_run()
+    path.write_text(json.dumps({"run_id": run.info.run_id,
+                                "experiment_id": run.info.experiment_id,
+                                "tracking_uri": tracking_uri()}, indent=2) + "\n")
