@@ -207,6 +207,7 @@ def load_reviews(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame, d
 _MARKER = r"^[ \t]*\*+[ \t]*{kind}[ \t]+OF[ \t]+TH(?:E|IS)[ \t]+PROJECT[ \t]+GUTENBERG[ \t]+E-?BOOK\b.*$"
 _START = re.compile(_MARKER.format(kind="START"), re.IGNORECASE | re.MULTILINE)
 _END = re.compile(_MARKER.format(kind="END"), re.IGNORECASE | re.MULTILINE)
+_END_OF_BOOK_LINE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg\b[^\n]*\Z", re.IGNORECASE | re.MULTILINE)
 
 
 def _strip_blank_lines(text: str) -> str:
@@ -246,4 +247,8 @@ def strip_gutenberg(raw: bytes) -> str:
             f"(line {line}) in the Gutenberg text"
         )
     # start.end() is the end of the marker line, end.start() the start of the END line.
-    return _strip_blank_lines(text[start.end():end.start()])
+    body = _strip_blank_lines(text[start.end():end.start()])
+    # Older releases put "End of the Project Gutenberg EBook of <title>" just above the
+    # END marker: boilerplate, not book.
+    body = _strip_blank_lines(_END_OF_BOOK_LINE.sub("", body))
+    return body

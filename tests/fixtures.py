@@ -237,7 +237,11 @@ def make_gutenberg_text(path: Path, n_chars: int = 20000, seed: int = 0, *, mark
     sections = [LICENCE_HEADER]
     if markers != "none":
         sections.append(start)
-    sections.append("\n\n\n" + gutenberg_body(n_chars, seed) + "\n\n\n")
+    body = "\n\n\n" + gutenberg_body(n_chars, seed) + "\n\n\n"
+    if markers == "old":
+        # Older releases end the book with this line, just above the END marker.
+        body += "End of the Project Gutenberg EBook of The Mysterious Island, by Jules Verne\n"
+    sections.append(body)
     if markers != "none":
         sections.append(end)
     sections.append(LICENCE_FOOTER)
