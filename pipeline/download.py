@@ -262,7 +262,7 @@ def _check_scheme(url: str) -> None:
 # --------------------------------------------------------------------------- fetch
 
 
-def _copy(source: _Source, part: Path, label: str, progress: bool) -> None:
+def _copy(source: _Source, part: Path, url: str, progress: bool) -> None:
     """Write the stream into `part` at `source.start`; the one loop every scheme shares."""
     mode = "r+b" if source.start and part.exists() else "wb"
     with open(part, mode) as out, tqdm(
@@ -271,7 +271,7 @@ def _copy(source: _Source, part: Path, label: str, progress: bool) -> None:
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=label,
+        desc=part.name[: -len(".part")],
         disable=not progress,
     ) as bar:
         out.seek(source.start)
@@ -286,7 +286,7 @@ def _copy(source: _Source, part: Path, label: str, progress: bool) -> None:
     if source.total is not None and written != source.total:
         # Without this check a server closing early (and a client not enforcing
         # Content-Length) would look like a finished download.
-        raise _TransientError(f"incomplete read: got {written} of {source.total} bytes")
+        raise _TransientError(f"incomplete read from {url}: got {written} of {source.total} bytes")
 
 
 def _existing_provenance(dest: Path, provenance_path: Path, url: str, sha256: Optional[str]) -> Optional[dict]:
@@ -335,8 +335,8 @@ def fetch(
 ) -> dict:
     """Download `url` (http(s)://, file:// or a plain path) to `dest` and verify it.
 
-    Returns the provenance written to `dest.json`-beside-`dest` (`<dest name>.json`):
-    url, sha256, bytes and fetched_at (ISO-8601, UTC).  With `sha256=None` any content is
+    Returns the provenance also written beside `dest` as `<dest name>.json`: url,
+    sha256, bytes and fetched_at (ISO-8601, UTC).  With `sha256=None` any content is
     accepted and its digest recorded.  A `dest` that already has the expected digest (or,
     with `sha256=None`, the digest its provenance records for the same URL) is not fetched.
     """
@@ -352,8 +352,9 @@ def fetch(
         log.info("%s already present with sha256 %s; not fetching %s", dest, existing["sha256"], url)
         return existing
     # Whatever is at dest is not what we want: remove it now, so that an interrupted run
-    # cannot leave an old file looking like the output of this one.
-    for stale in (provenance_path, dest):
+    # cannot leave an old file looking like the output of this one.  The data goes first:
+    # a provenance file without its data is harmless, the reverse is not.
+    for stale in (dest, provenance_path):
         _remove_path(stale)
 
     session = requests.Session() if _is_http(url) else None
@@ -365,7 +366,7 @@ def fetch(
             try:
                 source = _open_http(session, url, offset, timeout) if session else _open_local(url, offset)
                 try:
-                    _copy(source, part, dest.name, progress)
+                    _copy(source, part, url, progress)
                 finally:
                     source.close()
                 break
@@ -387,7 +388,7 @@ def fetch(
     actual = sha256_file(part)
     if sha256 is not None and actual != sha256:
         part.unlink()
-        raise DownloadError(f"sha256 mismatch for {url}: expected {sha256}, got {actual} (download deleted)")
+        raise DownloadError(f"sha256 mismatch for {url}: expected {sha256}, got {actual} (download deleted; the next run starts from scratch)")
     # _copy fsynced the data, so after this rename dest is complete even across a crash.
     os.replace(part, dest)
     _fsync_dir(dest.parent)
