@@ -50,6 +50,10 @@ _CORRUPT_ARCHIVE_ERRORS = (
 )
 
 
+# The 'data' extraction filter arrived in 3.12 and was backported to 3.10.12 and 3.11.4.
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+
+
 class DownloadError(RuntimeError):
     """A download failed for good (after retries, or for a reason retrying cannot fix)."""
 
@@ -478,10 +482,15 @@ def safe_extract(
             # Only what would be extracted is checked: `keep` may skip odd members safely.
             for member in members:
                 _check_member(member, max_member_bytes)
-            try:
-                tar.extractall(tmp, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise ArchiveError(f"member {exc.tarinfo.name!r} of {archive} rejected: {exc}") from exc
+            if _HAS_DATA_FILTER:
+                try:
+                    tar.extractall(tmp, members=members, filter="data")
+                except tarfile.FilterError as exc:
+                    raise ArchiveError(f"member {exc.tarinfo.name!r} of {archive} rejected: {exc}") from exc
+            else:
+                log.warning("this Python (before 3.10.12/3.11.4) has no tarfile 'data' filter; "
+                            "relying on safe_extract's own member checks")
+                tar.extractall(tmp, members=members)
             _read_to_end(tar)
         os.rename(tmp, dest)
         _fsync_dir(dest.parent)
