@@ -36,12 +36,12 @@ def repo_root(start: Path | None = None) -> Path:
     return path
 
 
+def default_uri() -> str:
+    return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def _is_local_default(uri: str) -> bool:
-    return "MLFLOW_TRACKING_URI" not in os.environ and uri.startswith("sqlite:")
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
 def connect() -> MlflowClient:
@@ -64,7 +64,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     artifact_location = None
-    if _is_local_default(tracking_uri()):
+    if tracking_uri() == default_uri():
         artifact_location = (repo_root() / "mlartifacts" / name).as_uri()
     return client.create_experiment(name, artifact_location=artifact_location)
 

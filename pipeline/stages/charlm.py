@@ -15,7 +15,7 @@ from ..models import build_charlm
 from ..text import CharVocab
 from ..training import setup_runtime
 from .common import EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_BOOK, read_json, require, write_json
-from .runner import train_and_track
+from .runner import final_metrics, train_and_track
 
 
 class CharTask:
@@ -120,7 +120,7 @@ def evaluate_charlm(params: Params) -> dict:
 
     import mlflow
     with tracking.resume_run(MODEL_CHARLM / "run.json", "evaluate_charlm"):
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics(final_metrics(metrics))
         for t, sample in zip(p.sample_temperatures, samples):
             mlflow.log_text(sample, f"samples/temperature_{t}.txt")
         mlflow.log_artifact(str(METRICS / "charlm.json"), "metrics")

@@ -31,7 +31,7 @@ def acquire_imdb(params: Params) -> dict:
     with staged_dir(RAW_IMDB) as out:
         counts = extract_imdb(download_path(p.url), out, limit=p.limit,
                               expected_per_class=p.expected_per_class)
-        summary = {"source": source, "counts": counts, "limit": p.limit}
+        summary = {"source": source, **counts}
         write_json(out / "source.json", summary)
     return summary
 

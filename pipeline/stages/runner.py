@@ -72,3 +72,10 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
 
+
+
+def final_metrics(metrics: dict) -> dict[str, float]:
+    """Evaluation metrics for the training run. Validation figures get a `final_` prefix
+    so they do not add a point to the training history of the same name (the char LM's
+    final held-out loss is also computed differently from the per-round estimate)."""
+    return {(f"final_{k}" if k.startswith("val_") else k): float(v) for k, v in metrics.items()}

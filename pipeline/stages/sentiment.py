@@ -16,7 +16,7 @@ from ..models import SentimentLSTM, build_sentiment
 from ..text import Vocab
 from ..training import setup_runtime
 from .common import METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json, require, write_json
-from .runner import train_and_track
+from .runner import final_metrics, train_and_track
 
 
 class SentimentTask:
@@ -111,7 +111,7 @@ def evaluate_sentiment(params: Params) -> dict:
                    f"test accuracy {test['accuracy']:.4f}")
     import mlflow
     with tracking.resume_run(MODEL_SENTIMENT / "run.json", "evaluate_sentiment"):
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics(final_metrics(metrics))
         mlflow.log_artifact(str(plot_dir / "confusion.png"), "plots")
         mlflow.log_artifact(str(METRICS / "sentiment.json"), "metrics")
     print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  "

@@ -1,0 +1,134 @@
+"""End to end: `dvc repro` in a copy of the repo on tiny fixture data served over
+HTTP on 127.0.0.1, then the MLflow store, DVC's bookkeeping and the CLI are checked."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.http_server import LocalHTTPServer
+from tests.repo import make_repo, run, serve_fixtures, stages_run
+
+pytestmark = pytest.mark.slow
+
+ALL_STAGES = {"acquire_imdb", "acquire_gutenberg", "prepare_imdb", "prepare_gutenberg",
+              "train_sentiment", "evaluate_sentiment", "train_charlm", "evaluate_charlm"}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    server = LocalHTTPServer()
+    work = tmp_path_factory.mktemp("pipeline")
+    repo = make_repo(work / "repo", serve_fixtures(server, work))
+    proc = run(["dvc", "repro"], repo)
+    assert set(stages_run(proc.stdout)) == ALL_STAGES
+    yield repo
+    server.close()
+
+
+def client(repo) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def only_run(repo, experiment: str):
+    c = client(repo)
+    exp = c.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    runs = c.search_runs([exp.experiment_id])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return c, runs[0]
+
+
+def test_metrics_files(repo):
+    sentiment = json.loads((repo / "metrics/sentiment.json").read_text())
+    charlm = json.loads((repo / "metrics/charlm.json").read_text())
+    assert 0.0 <= sentiment["test_accuracy"] <= 1.0
+    assert sentiment["test_reviews"] == 2 * 60
+    # A 32-unit LSTM trained 40 steps is far from good, but below uniform guessing.
+    vocab = len(json.loads((repo / "data/prepared/gutenberg/chars.json").read_text()))
+    assert 0 < charlm["val_loss"] < torch.log(torch.tensor(float(vocab))).item()
+    assert charlm["val_bpc"] == pytest.approx(charlm["val_loss"] / 0.6931471805599453)
+    shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
+    assert "test_accuracy" in shown and "val_bpc" in shown
+    samples = (repo / "data/eval/charlm/samples.txt").read_text()
+    assert samples.count("=== temperature") == 3
+
+
+def test_sentiment_run_is_tracked(repo):
+    c, r = only_run(repo, "sentiment")
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert r.data.tags["git_commit"] == head
+    assert r.data.tags["dvc_stage"] == "train_sentiment"
+    assert r.data.tags["device"] == "cpu"
+    assert r.data.params["sentiment.epochs"] == "2"
+    assert r.data.params["seed"] == "1"
+    assert len(r.data.params["data.source_sha256"]) == 64
+    assert [m.step for m in c.get_metric_history(r.info.run_id, "train_loss")] == sorted(
+        m.step for m in c.get_metric_history(r.info.run_id, "train_loss"))
+    assert len(c.get_metric_history(r.info.run_id, "val_accuracy")) == 2
+    assert c.get_metric_history(r.info.run_id, "grad_norm")
+    assert "test_accuracy" in r.data.metrics and "test_roc_auc" in r.data.metrics
+    artifacts = {a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
+    assert {"outputs/model.pt", "outputs/vocab.txt", "outputs/history.csv"} <= artifacts
+    assert {a.path for a in c.list_artifacts(r.info.run_id, "plots")} == {
+        "plots/learning_curves.png", "plots/confusion.png"}
+    # The logged model is registered and points back to this run.
+    versions = c.search_model_versions("name='sentiment-lstm'")
+    assert [v.run_id for v in versions] == [r.info.run_id]
+
+
+def test_charlm_run_is_tracked(repo):
+    c, r = only_run(repo, "charlm")
+    assert r.data.params["charlm.steps"] == "40"
+    assert len(c.get_metric_history(r.info.run_id, "val_loss")) == 2
+    assert "final_val_bpc" in r.data.metrics and "final_val_windowed_loss" in r.data.metrics
+    samples = {a.path for a in c.list_artifacts(r.info.run_id, "samples")}
+    assert samples == {f"samples/temperature_{t}.txt" for t in (0.5, 1.0, 2.0)}
+
+
+def test_weights_load_safely(repo):
+    state = torch.load(repo / "data/models/sentiment/model.pt", weights_only=True)
+    assert "embedding.weight" in state and "lstm.weight_hh_l0" in state
+
+
+def test_predict_and_generate(repo):
+    out = run(["python", "-m", "pipeline", "predict", "a great film", "awful"], repo).stdout
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(l.split("\t")[0] in ("positive", "negative") for l in lines)
+    piped = run(["python", "-m", "pipeline", "predict"], repo,
+                input="loved it, wonderful :)\n\nterrible, boring\n").stdout
+    gen = ["python", "-m", "pipeline", "generate", "--prime", "The", "--length", "30", "--seed", "3"]
+    a, b = run(gen, repo).stdout, run(gen, repo).stdout
+    assert a == b and a.startswith("The") and len(a.rstrip("\n")) == 33
+    c = run(gen[:-1] + ["4"], repo).stdout
+    assert c != a
+    assert len(piped.strip().splitlines()) == 2
+
+
+def test_missing_outputs_give_clear_error(repo, tmp_path):
+    proc = run(["python", "-m", "pipeline", "generate", "--model-dir", str(tmp_path / "none")],
+               repo, check=False)
+    assert proc.returncode != 0
+    assert "train_charlm" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_second_repro_runs_nothing(repo):
+    proc = run(["dvc", "repro"], repo)
+    assert stages_run(proc.stdout) == []
+    assert "up to date" in run(["dvc", "status"], repo).stdout.lower()
+
+
+def test_sentiment_param_reruns_only_sentiment(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["sentiment"]["lr"] = 0.002
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run(["dvc", "repro"], repo)
+    assert stages_run(proc.stdout) == ["train_sentiment", "evaluate_sentiment"]
+    diff = run(["dvc", "params", "diff", "--json"], repo).stdout
+    assert "sentiment.lr" in diff
+    c = client(repo)
+    exp = c.get_experiment_by_name("sentiment")
+    assert len(c.search_runs([exp.experiment_id])) == 2
