@@ -132,3 +132,28 @@ def test_sentiment_param_reruns_only_sentiment(repo):
     c = client(repo)
     exp = c.get_experiment_by_name("sentiment")
     assert len(c.search_runs([exp.experiment_id])) == 2
+
+
+def test_queued_experiments_log_to_the_repo_store(repo):
+    """`dvc exp run --queue` runs in temporary copies under .dvc/tmp/exps; their MLflow
+    runs must land in the repository's own mlflow.db, not in the vanishing copy."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "state before experiments"], repo)
+    c = client(repo)
+    exp_id = c.get_experiment_by_name("sentiment").experiment_id
+    before = len(c.search_runs([exp_id]))
+    for lr in ("0.003", "0.004"):
+        run(["dvc", "exp", "run", "--queue", "-S", f"sentiment.lr={lr}"], repo)
+    run(["dvc", "exp", "run", "--run-all"], repo, timeout=900)
+    runs = c.search_runs([exp_id])
+    assert len(runs) == before + 2
+    queued = [r for r in runs if "dvc_experiment" in r.data.tags]
+    assert sorted(r.data.params["sentiment.lr"] for r in queued) == ["0.003", "0.004"]
+    assert all("test_accuracy" in r.data.metrics for r in queued)
+    # The artifacts are in the repository too, not in a deleted temporary copy.
+    for r in queued:
+        assert c.list_artifacts(r.info.run_id, "outputs")
+        assert r.info.artifact_uri.startswith((repo / "mlartifacts").as_uri()) or \
+            r.info.artifact_uri.startswith(str(repo / "mlartifacts"))
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "0.003" in shown and "0.004" in shown
