@@ -51,9 +51,25 @@ def _stage(name: str, module: str, func: str, doc: str):
     @main.command(name, help=doc)
     @PARAMS_OPTION
     def command(params_path: Path) -> None:
+        if name.startswith("train-"):
+            _maybe_relaunch_distributed(name, params_path)
         import importlib
         _run(getattr(importlib.import_module(f".stages.{module}", __package__), func), params_path)
     return command
+
+
+def _maybe_relaunch_distributed(name: str, params_path: Path) -> None:
+    """With train.nproc > 1, re-run this command under torchrun on this machine, so
+    `dvc repro` trains with DDP. (Several machines: start torchrun yourself.)"""
+    import os
+    nproc = _params(params_path).train.nproc
+    if nproc <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", "pipeline", name, "--params", str(params_path)]
+    click.echo(f"launching {nproc} processes: {' '.join(argv[1:])}", err=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
 
 
 _stage("acquire-imdb", "imdb", "acquire_imdb",

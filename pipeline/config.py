@@ -140,9 +140,11 @@ class TrainParams:
     deterministic: bool = False
     amp: bool = False
     num_threads: Optional[int] = None
+    nproc: int = 1
 
     def validate(self) -> None:
         _positive("train.checkpoint_every", self.checkpoint_every)
+        _positive("train.nproc", self.nproc)
         _positive("train.num_threads", self.num_threads, allow_none=True)
 
 
@@ -174,6 +176,16 @@ def _build(cls, values: dict, where: str):
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
     if cls is CharLMParams and "sample_temperatures" in values:
         values = {**values, "sample_temperatures": tuple(values["sample_temperatures"])}
+    for f in fields(cls):
+        # The default's type is the expected one (None defaults are optional numbers).
+        default = f.default if f.default is not dataclasses.MISSING else None
+        value = values.get(f.name)
+        if value is None or default is None or dataclasses.is_dataclass(default):
+            continue
+        expected = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+            raise ConfigError(f"{where}.{f.name} must be a {type(default).__name__}, "
+                              f"got {value!r}")
     return cls(**values)
 
 

@@ -103,7 +103,7 @@ def load_reviews(prepared: Path, head_tokens: int | None = None,
 def random_windows(text: torch.Tensor, seq_len: int, batch_size: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The book's sampling: `batch_size` random windows of seq_len + 1 characters."""
-    starts = torch.randint(0, len(text) - seq_len - 1, (batch_size,), generator=generator)
+    starts = torch.randint(0, len(text) - seq_len, (batch_size,), generator=generator)
     idx = starts[:, None] + torch.arange(seq_len + 1)
     chunk = text[idx].long()
     return chunk[:, :-1], chunk[:, 1:]

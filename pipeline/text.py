@@ -27,7 +27,9 @@ _NON_WORD = re.compile(r"[\W]+")
 def tokenize(text: str) -> list[str]:
     text = _HTML_TAG.sub("", text)
     emoticons = [e.replace("-", "") for e in _EMOTICON.findall(text)]
-    return _NON_WORD.sub(" ", text.lower()).split() + emoticons
+    # Emoticons are cut out before splitting, so `:D` does not also leave a word `d`.
+    words = _NON_WORD.sub(" ", _EMOTICON.sub(" ", text).lower()).split()
+    return words + emoticons
 
 
 def tokenize_many(texts: Sequence[str], processes: int | None = None) -> list[list[str]]:

@@ -45,13 +45,34 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless started by torchrun."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
 def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
                   num_threads: int | None = None) -> torch.device:
-    """Seeds, threads and (on CUDA, if asked) deterministic kernels."""
+    """Seeds, threads, (on CUDA, if asked) deterministic kernels, and the process group
+    when torchrun started this process (NCCL on CUDA, Gloo on CPU)."""
     if deterministic:
         # cuBLAS reads this when CUDA initialises, so it is set before anything else.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(device_name)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if num_threads is None and distributed and device.type == "cpu":
+        # Processes sharing the cores: oversubscribed OpenMP threads spin and crawl.
+        num_threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(num_threads or os.cpu_count() or 1)
     random.seed(seed)
     np.random.seed(seed)
@@ -61,6 +82,14 @@ def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return device
+
+
+def shard(global_size: int) -> tuple[slice, float]:
+    """This rank's rows of a global batch, and the loss weight that makes DDP's gradient
+    average equal the single-process gradient of the whole batch: each rank returns
+    sum(its losses) * world / global_size, DDP divides the sum over ranks by world."""
+    rank, size = world()
+    return slice(rank, None, size), size / global_size
 
 
 # ---------------------------------------------------------------- the task interface
@@ -148,6 +177,11 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
     `log_metrics(metrics, step)`: where metrics go (MLflow, in the stages).
     """
     model.to(device)
+    rank, size = world()
+    # DDP averages gradients across processes after backward; the unwrapped `model` is
+    # what gets evaluated and saved.
+    trainable = model if size == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     total_steps = sum(task.steps_in_round(r) for r in range(task.rounds()))
     optimizer, scheduler = make_optimizer(model, cfg, total_steps)
     use_amp = cfg.amp and device.type == "cuda"
@@ -156,6 +190,7 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
     best_metric, best_round, best_step, best_metrics, best_state = None, -1, 0, {}, None
     bad_rounds, history = 0, []
     if checkpoint is not None and checkpoint.exists():
+        # Every rank resumes from the one checkpoint rank 0 wrote.
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if ckpt.get("fingerprint") == fingerprint:
             model.load_state_dict(ckpt["model"])
@@ -173,16 +208,16 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
 
     stopped_early = False
     for r in range(start_round, task.rounds()):
-        model.train()
+        trainable.train()
         window_losses, window_norms, window_items = [], [], 0
         window_start = time.perf_counter()
         round_loss_sum, round_batches = torch.zeros((), device=device), 0
         bar = tqdm(task.batches(r), total=task.steps_in_round(r), desc=f"round {r + 1}/{task.rounds()}",
-                   unit="batch", leave=False, mininterval=1.0)
+                   unit="batch", leave=False, mininterval=1.0, disable=rank != 0)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, n_items = task.loss(model, batch)
+                loss, n_items = task.loss(trainable, batch)
             loss.backward()
             # The norm *before* clipping is what shows explosions being clipped.
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
@@ -196,7 +231,11 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
             round_loss_sum += loss.detach()
             round_batches += 1
             if len(window_losses) == cfg.log_every or round_batches == task.steps_in_round(r):
-                losses = torch.stack(window_losses).float().cpu()
+                losses = torch.stack(window_losses).float()
+                if size > 1:  # the logged loss is the mean over all ranks
+                    torch.distributed.all_reduce(losses)
+                    losses /= size
+                losses = losses.cpu()
                 bad = (~torch.isfinite(losses)).nonzero()
                 if len(bad):
                     first = step - len(losses) + int(bad[0]) + 1
@@ -210,11 +249,14 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
                              "grad_norm_max": norms.max().item(),
                              "clipped_fraction": (norms > cfg.clip_grad_norm).float().mean().item(),
                              "lr": scheduler.get_last_lr()[0],
-                             f"{task.item_name}_per_s": window_items / max(elapsed, 1e-9)}, step)
+                             f"{task.item_name}_per_s": window_items * size / max(elapsed, 1e-9)}, step)
                 bar.set_postfix(loss=f"{losses.mean().item():.4f}")
                 window_losses, window_norms, window_items = [], [], 0
                 window_start = time.perf_counter()
 
+        if size > 1:
+            torch.distributed.all_reduce(round_loss_sum)
+            round_loss_sum /= size
         train_loss = (round_loss_sum / max(round_batches, 1)).item()
         model.eval()
         with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
@@ -223,8 +265,9 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         row = {"round": r + 1, "step": step, "train_loss": train_loss, **metrics}
         history.append(row)
         log_metrics({"train_loss": train_loss, **metrics, "round": r + 1}, step)
-        tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in row.items()))
+        if rank == 0:
+            tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in row.items()))
 
         if _better(metrics[task.metric], best_metric, task.mode):
             best_metric, best_round, best_step, best_metrics = metrics[task.metric], r + 1, step, metrics
@@ -236,7 +279,10 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         if cfg.patience is not None and bad_rounds >= cfg.patience and not done:
             tqdm.write(f"early stop: no better {task.metric} for {bad_rounds} rounds")
             stopped_early = True
-        if checkpoint is not None and ((r + 1) % cfg.checkpoint_every == 0) and not done:
+        # No checkpoint at an early stop: a re-run resumes from the one before and
+        # reaches the same stop, rather than training on past it.
+        if (checkpoint is not None and rank == 0 and (r + 1) % cfg.checkpoint_every == 0
+                and not done and not stopped_early):
             save_atomic({"fingerprint": fingerprint, "model": model.state_dict(),
                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "task": task.state_dict(), "rng": _rng_state(),

@@ -13,7 +13,7 @@ from ..data import StreamBatches, load_chars, random_windows
 from ..evaluation import generate, loss_report, stateful_loss, streams_loss, windowed_loss
 from ..models import build_charlm
 from ..text import CharVocab
-from ..training import setup_runtime
+from ..training import setup_runtime, shard
 from .common import EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_BOOK, read_json, require, write_json
 from .runner import final_metrics, train_and_track
 
@@ -37,24 +37,30 @@ class CharTask:
         return min(self.p.eval_every, self.p.steps - r * self.p.eval_every)
 
     def batches(self, r: int):
+        # Under DDP each process takes its own rows (its own streams, in tbptt mode).
+        rows, weight = shard(self.p.batch_size)
+        weight /= self.p.seq_len
         first = r * self.p.eval_every
         if self.streams is None:
             g = torch.Generator().manual_seed(self.seed * 100_003 + r)
             for _ in range(self.steps_in_round(r)):
                 x, y = random_windows(self.train, self.p.seq_len, self.p.batch_size, g)
-                yield x.to(self.device), y.to(self.device), False
+                yield x[rows].to(self.device), y[rows].to(self.device), weight, False
         else:
             for k in range(first, first + self.steps_in_round(r)):
                 x, y = self.streams.window(k)
-                yield x.to(self.device), y.to(self.device), k % self.streams.windows_per_pass == 0
+                yield (x[rows].to(self.device), y[rows].to(self.device), weight,
+                       k % self.streams.windows_per_pass == 0)
 
     def loss(self, model, batch):
-        x, y, new_pass = batch
+        x, y, weight, new_pass = batch
         state = None if (self.streams is None or new_pass) else self.state
         logits, state = model(x, state)
         if self.streams is not None:
             self.state = tuple(s.detach() for s in state)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), y.numel()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                               reduction="sum")
+        return loss * weight, y.numel()
 
     def evaluate(self, model) -> dict[str, float]:
         nats = streams_loss(model, self.val, self.device)

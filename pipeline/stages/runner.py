@@ -13,7 +13,7 @@ import torch
 from .. import tracking
 from ..config import Params, flatten
 from ..evaluation import plot_history
-from ..training import FitResult, LoopConfig, Task, fit
+from ..training import FitResult, LoopConfig, Task, fit, is_main, world
 from .common import CHECKPOINTS, PLOTS, fingerprint, read_json, staged_dir, write_json
 
 
@@ -33,9 +33,12 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
     data_info = read_json(data_dir / "summary.json")
     fp = fingerprint(flatten(section), params.seed, flatten(params.train), data_info)
     ckpt_dir = CHECKPOINTS / name
+    if not is_main():  # under torchrun, rank 0 alone tracks and writes outputs
+        return fit(model, task, loop_config(section, params), device, ckpt_dir / "checkpoint.pt", fp)
     with tracking.start_run(name, f"train_{name}", str(device), ckpt_dir / "run.json", fp):
         tracking.log_params({**flatten(section, f"{name}."), **flatten(params.train, "train."),
                              "seed": params.seed, "device": params.device,
+                             "world_size": world()[1],
                              "device_used": str(device),
                              "threads": torch.get_num_threads(),
                              **{f"data.{k}": v for k, v in flatten(data_info).items()

@@ -12,9 +12,9 @@ from .. import tracking
 from ..config import Params, SentimentParams
 from ..data import ReviewSet, load_reviews
 from ..evaluation import classification_metrics, plot_confusion, predict_reviews
-from ..models import SentimentLSTM, build_sentiment
+from ..models import build_sentiment
 from ..text import Vocab
-from ..training import setup_runtime
+from ..training import setup_runtime, shard, world
 from .common import METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json, require, write_json
 from .runner import final_metrics, train_and_track
 
@@ -32,18 +32,23 @@ class SentimentTask:
         return self.p.epochs
 
     def _order(self, r: int) -> list[np.ndarray]:
-        return self.train.batches(self.p.batch_size, shuffle=True, seed=self.seed * 100_003 + r)
+        batches = self.train.batches(self.p.batch_size, shuffle=True, seed=self.seed * 100_003 + r)
+        # Under DDP every process needs at least one review of every batch.
+        return [idx for idx in batches if len(idx) >= world()[1]]
 
     def steps_in_round(self, r: int) -> int:
         return len(self._order(r))
 
     def batches(self, r: int):
         for idx in self._order(r):
-            yield self.train.batch(idx).to(self.device)
+            rows, weight = shard(len(idx))
+            yield self.train.batch(idx[rows]).to(self.device), weight
 
     def loss(self, model, batch):
-        logits = model(batch.tokens, batch.lengths)
-        return F.binary_cross_entropy_with_logits(logits.float(), batch.labels), len(batch.labels)
+        reviews, weight = batch
+        logits = model(reviews.tokens, reviews.lengths)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), reviews.labels, reduction="sum")
+        return loss * weight, len(reviews.labels)
 
     def evaluate(self, model) -> dict[str, float]:
         m = classification_metrics(self.val.labels, predict_reviews(model, self.val, self.device))

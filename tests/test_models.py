@@ -1,0 +1,179 @@
+"""The two models (pipeline/models.py) and the chapter's by-hand RNN / LSTM checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline.models import CharLSTM, SentimentLSTM
+from pipeline.text import PAD_ID
+
+VOCAB = 40
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is much faster than a pool on busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(**kw) -> SentimentLSTM:
+    torch.manual_seed(0)
+    args = dict(embed_dim=8, hidden_size=6, fc_size=5)
+    args.update(kw)
+    return SentimentLSTM(VOCAB, **args).eval()
+
+
+def _padded(reviews: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in reviews)
+    tokens = torch.full((len(reviews), width), PAD_ID, dtype=torch.long)
+    for i, r in enumerate(reviews):
+        tokens[i, :len(r)] = torch.tensor(r)
+    return tokens, torch.tensor([len(r) for r in reviews], dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- shapes
+@pytest.mark.parametrize("pooling", ["last", "last_max_mean"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_sentiment_output_shape(pooling, bidirectional, num_layers):
+    model = _model(pooling=pooling, bidirectional=bidirectional, num_layers=num_layers)
+    tokens, lengths = _padded([[2, 3, 4], [5, 6, 7, 8, 9], [10], [11, 12]])
+    out = model(tokens, lengths)
+    assert out.shape == (4,)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_sentiment_last_max_mean_widens_fc_input():
+    assert _model(pooling="last").fc[0].in_features == 6
+    assert _model(pooling="last_max_mean").fc[0].in_features == 18
+    assert _model(pooling="last", bidirectional=True).fc[0].in_features == 12
+    assert _model(pooling="last_max_mean", bidirectional=True).fc[0].in_features == 36
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_charlstm_shapes(num_layers):
+    torch.manual_seed(0)
+    model = CharLSTM(vocab_size=13, embed_dim=7, hidden_size=9, num_layers=num_layers)
+    x = torch.randint(0, 13, (3, 11))
+    logits, (h, c) = model(x)
+    assert logits.shape == (3, 11, 13)
+    assert h.shape == (num_layers, 3, 9)
+    assert c.shape == (num_layers, 3, 9)
+    # the state carries on: two halves with the state passed equal one call
+    l1, s1 = model(x[:, :5])
+    l2, _ = model(x[:, 5:], s1)
+    torch.testing.assert_close(torch.cat([l1, l2], dim=1), logits, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- padding invariance
+REVIEWS = [[3, 7, 2, 9], [4, 5, 6, 7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 17, 18], [20]]
+
+
+@pytest.mark.parametrize("pooling", ["last", "last_max_mean"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_padding_does_not_change_a_review_score(pooling, bidirectional, num_layers):
+    model = _model(pooling=pooling, bidirectional=bidirectional, num_layers=num_layers)
+    tokens, lengths = _padded(REVIEWS)
+    assert tokens.shape[1] > len(REVIEWS[0])  # review 0 really is padded in the batch
+    with torch.no_grad():
+        batch = model(tokens, lengths)
+        for i, review in enumerate(REVIEWS):
+            alone = model(torch.tensor([review]), torch.tensor([len(review)]))
+            assert abs(alone.item() - batch[i].item()) <= 1e-5, (i, alone.item(), batch[i].item())
+
+
+def test_padding_token_values_do_not_matter_beyond_length():
+    # Garbage after the length (not PAD) must not change the score either.
+    model = _model(pooling="last_max_mean")
+    tokens, lengths = _padded(REVIEWS)
+    noisy = tokens.clone()
+    for i, n in enumerate(lengths.tolist()):
+        noisy[i, n:] = 30 + i
+    with torch.no_grad():
+        torch.testing.assert_close(model(noisy, lengths), model(tokens, lengths), rtol=0, atol=1e-5)
+
+
+def test_padding_invariance_would_fail_without_length_handling():
+    # Guards the test above: reading the last *column* instead of the last real token
+    # changes the answer, so the invariance is not trivially true.
+    model = _model(pooling="last")
+    tokens, lengths = _padded(REVIEWS)
+    with torch.no_grad():
+        naive = model(tokens, torch.full_like(lengths, tokens.shape[1]))
+        right = model(tokens, lengths)
+    assert (naive[0] - right[0]).abs().item() > 1e-5
+
+
+# --------------------------------------------------------------------------- the chapter's checks
+def test_rnn_equations_by_hand_equal_nn_rnn():
+    torch.manual_seed(1)
+    rnn = nn.RNN(input_size=5, hidden_size=2, num_layers=1, batch_first=True)
+    w_xh, w_hh = rnn.weight_ih_l0, rnn.weight_hh_l0
+    b_xh, b_hh = rnn.bias_ih_l0, rnn.bias_hh_l0
+    assert w_xh.shape == (2, 5) and w_hh.shape == (2, 2)
+
+    x = torch.randn(2, 3, 5)  # two sequences of three steps
+    with torch.no_grad():
+        output, h_n = rnn(x)
+        for b in range(x.shape[0]):
+            h = torch.zeros(2)
+            for t in range(x.shape[1]):
+                h = torch.tanh(w_xh @ x[b, t] + b_xh + w_hh @ h + b_hh)
+                torch.testing.assert_close(output[b, t], h, rtol=0, atol=1e-6)
+            torch.testing.assert_close(h_n[0, b], h, rtol=0, atol=1e-6)
+
+
+def test_lstm_gate_equations_by_hand_equal_nn_lstm():
+    torch.manual_seed(2)
+    n_in, n_h = 4, 3
+    lstm = nn.LSTM(n_in, n_h, num_layers=1, batch_first=True)
+    W_ih, W_hh = lstm.weight_ih_l0, lstm.weight_hh_l0
+    b_ih, b_hh = lstm.bias_ih_l0, lstm.bias_hh_l0
+    assert W_ih.shape == (4 * n_h, n_in)
+    # PyTorch's gate order in the stacked weights: input, forget, cell (g), output.
+    Wi, Wf, Wg, Wo = W_ih.split(n_h)
+    Ui, Uf, Ug, Uo = W_hh.split(n_h)
+    bi, bf, bg, bo = (b_ih + b_hh).split(n_h)
+
+    x = torch.randn(2, 5, n_in)
+    h0, c0 = torch.randn(1, 2, n_h), torch.randn(1, 2, n_h)  # a non-zero initial state too
+    with torch.no_grad():
+        out, (h_n, c_n) = lstm(x, (h0, c0))
+        for b in range(2):
+            h, c = h0[0, b], c0[0, b]
+            for t in range(5):
+                xt = x[b, t]
+                i = torch.sigmoid(Wi @ xt + Ui @ h + bi)
+                f = torch.sigmoid(Wf @ xt + Uf @ h + bf)
+                g = torch.tanh(Wg @ xt + Ug @ h + bg)
+                o = torch.sigmoid(Wo @ xt + Uo @ h + bo)
+                c = f * c + i * g
+                h = o * torch.tanh(c)
+                torch.testing.assert_close(out[b, t], h, rtol=0, atol=1e-6)
+            torch.testing.assert_close(h_n[0, b], h, rtol=0, atol=1e-6)
+            torch.testing.assert_close(c_n[0, b], c, rtol=0, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_norm():
+    torch.manual_seed(3)
+    model = SentimentLSTM(VOCAB, embed_dim=8, hidden_size=6, fc_size=5)
+    tokens, lengths = _padded(REVIEWS)
+    loss = (model(tokens, lengths) * 1e6).pow(2).sum()  # a deliberately huge loss
+    loss.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    before = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)).item()
+    max_norm = 1.0
+    assert before > 1e3 * max_norm
+
+    returned = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    after = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params)).item()
+    assert after <= max_norm + 1e-6
+    assert after > 0.99 * max_norm  # scaled to the bound, not zeroed
+    assert returned.item() > max_norm
+    assert returned.item() == pytest.approx(before, rel=1e-4)
