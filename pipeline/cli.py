@@ -39,6 +39,16 @@ def _run(stage_fn, params_path: Path) -> None:
         stage_fn(_params(params_path))
     except known as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        # The tracking store failing after training: the outputs are already on disk.
+        import mlflow.exceptions
+        import requests
+        if isinstance(exc, (mlflow.exceptions.MlflowException, requests.exceptions.ConnectionError)):
+            raise click.ClickException(
+                f"MLflow tracking failed: {type(exc).__name__}: {str(exc)[:500]}. Outputs "
+                "written so far are kept; fix the store and re-run (training resumes from "
+                "its checkpoint).") from exc
+        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -114,8 +114,17 @@ def start_run(experiment: str, stage: str, device: str, resume_file: Path,
 def resume_run(run_file: Path, stage: str) -> mlflow.ActiveRun:
     """Re-open the training run recorded in `run_file` (the evaluate stages log there)."""
     info = json.loads(run_file.read_text())
+    recorded = info.get("tracking_uri")
+    if recorded and recorded != tracking_uri():
+        raise TrackingUnavailable(
+            f"{run_file} was tracked on {recorded}, but the store now is {tracking_uri()}: "
+            f"set MLFLOW_TRACKING_URI={recorded}, or re-run the training stage")
     connect()
-    run = mlflow.start_run(run_id=info["run_id"])
+    try:
+        run = mlflow.start_run(run_id=info["run_id"])
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingUnavailable(f"run {info['run_id']} of {run_file} is not in "
+                                  f"{tracking_uri()}: {exc}") from exc
     mlflow.set_tag("dvc_eval_stage", stage)
     return run
 
