@@ -130,7 +130,11 @@ class FitResult:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, total_steps: int):
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused CUDA kernel does the whole update in one launch (small steps are
+    # launch-bound on a GPU).
+    fused = next(model.parameters()).device.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 fused=fused or None)
     if cfg.scheduler == "cosine":
         schedule = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     else:
