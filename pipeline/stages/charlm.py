@@ -7,7 +7,6 @@ import shutil
 import torch
 import torch.nn.functional as F
 
-from .. import tracking
 from ..config import CharLMParams, Params
 from ..data import StreamBatches, load_chars, random_windows
 from ..evaluation import generate, loss_report, stateful_loss, streams_loss, windowed_loss
@@ -125,6 +124,7 @@ def evaluate_charlm(params: Params) -> dict:
     (EVAL_CHARLM / "samples.txt").write_text("\n".join(samples), encoding="utf-8")
 
     import mlflow
+    from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.resume_run(MODEL_CHARLM / "run.json", "evaluate_charlm"):
         mlflow.log_metrics(final_metrics(metrics))
         for t, sample in zip(p.sample_temperatures, samples):

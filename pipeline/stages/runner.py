@@ -10,7 +10,6 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .. import tracking
 from ..config import Params, flatten
 from ..evaluation import plot_history
 from ..training import FitResult, LoopConfig, Task, fit, is_main, world
@@ -35,6 +34,8 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
     ckpt_dir = CHECKPOINTS / name
     if not is_main():  # under torchrun, rank 0 alone tracks and writes outputs
         return fit(model, task, loop_config(section, params), device, ckpt_dir / "checkpoint.pt", fp)
+    import mlflow
+    from .. import tracking
     with tracking.start_run(name, f"train_{name}", str(device), ckpt_dir / "run.json", fp):
         tracking.log_params({**flatten(section, f"{name}."), **flatten(params.train, "train."),
                              "seed": params.seed, "device": params.device,
@@ -43,7 +44,6 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
                              "threads": torch.get_num_threads(),
                              **{f"data.{k}": v for k, v in flatten(data_info).items()
                                 if not isinstance(v, list)}})
-        import mlflow
         result = fit(model, task, loop_config(section, params), device,
                      ckpt_dir / "checkpoint.pt", fp,
                      log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))

@@ -8,7 +8,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import tracking
 from ..config import Params, SentimentParams
 from ..data import ReviewSet, load_reviews
 from ..evaluation import classification_metrics, plot_confusion, predict_reviews
@@ -115,6 +114,7 @@ def evaluate_sentiment(params: Params) -> dict:
     plot_confusion(labels, probs, plot_dir / "confusion.png",
                    f"test accuracy {test['accuracy']:.4f}")
     import mlflow
+    from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.resume_run(MODEL_SENTIMENT / "run.json", "evaluate_sentiment"):
         mlflow.log_metrics(final_metrics(metrics))
         mlflow.log_artifact(str(plot_dir / "confusion.png"), "plots")

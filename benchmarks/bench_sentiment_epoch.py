@@ -1,0 +1,329 @@
+"""Sentiment training epoch: the book's input pipeline against the project's.
+
+Same model size (embedding 20, LSTM 64, FC 64, one logit), batch 32, Adam (lr 1e-3),
+gradient clipping at 1.0 in every variant, the same N training reviews:
+
+  (a) book:            each review re-tokenised in the DataLoader's collate function on
+                       every batch (pipeline.text.tokenize + a vocabulary dict), random
+                       batches, padded + pack_padded_sequence, h[-1] of the packed LSTM
+  (b) packed+bucketed: pre-encoded memory-mapped arrays (pipeline.data.ReviewSet),
+                       length-bucketed batches, still packed (the book's model)
+  (c) gather+random:   pre-encoded arrays, random batches, padded LSTM with the output
+                       gathered at the last real token (pipeline.models.SentimentLSTM)
+  (d) project:         pre-encoded arrays, length-bucketed batches, padded + gathered
+                       (what `dvc repro` trains)
+
+(a)->(b) is pre-encoding + bucketing, (b)->(d) packing vs gathering, (c)->(d) bucketing.
+Each variant first takes --warmup-batches untimed steps (then its weights and
+optimizer are reset). Each epoch's time is split into "data" (waiting for the next batch: tokenising,
+collating, padding) and "model" (forward, backward, clip, Adam).
+
+The default runs on a slice of the training reviews (--train-reviews 4000) and
+extrapolates to the full 20,000 (time x 20000/N: an epoch's cost is linear in the
+number of reviews); --train-reviews 20000 measures the full epoch (~15 min on 2 cores).
+
+--accuracy also trains (a) and (d) for --accuracy-epochs epochs from the same initial
+weights and reports their validation accuracy on the same validation reviews. It is
+off by default (it takes several minutes: 3 epochs of (a) on 4,000 reviews are ~5 min
+on 2 cores); run_all.py passes it on with `run_all.py --accuracy`.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchutil as bu  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence  # noqa: E402
+
+FULL_EPOCH = 20_000
+VARIANTS = {
+    "a": "book: re-tokenise in collate, random, packed",
+    "b": "pre-encoded, bucketed, packed",
+    "c": "pre-encoded, random, padded + gather",
+    "d": "project: pre-encoded, bucketed, padded + gather",
+}
+
+
+class BookSentimentRNN(nn.Module):
+    """The book's classifier: packed sequence, last hidden state, FC, ReLU, FC, sigmoid.
+    Layers are created in the same order and shapes as pipeline.models.SentimentLSTM,
+    so the same seed gives the same initial weights."""
+
+    def __init__(self, vocab_size: int, embed_dim: int = 20, hidden_size: int = 64,
+                 fc_size: int = 64):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.fc = nn.Sequential(nn.Linear(hidden_size, fc_size), nn.ReLU(),
+                                nn.Linear(fc_size, 1))
+
+    def forward(self, tokens, lengths):
+        out = self.embedding(tokens)
+        out = pack_padded_sequence(out, lengths.cpu().numpy(), enforce_sorted=False,
+                                   batch_first=True)
+        _, (hidden, _) = self.lstm(out)
+        return torch.sigmoid(self.fc(hidden[-1])).squeeze(1)
+
+
+# ---------------------------------------------------------------- data
+def load_data(args, n_train: int, n_val: int) -> dict:
+    """The same n_train training and n_val validation reviews for every variant: as
+    pre-encoded ReviewSets (memory-mapped tokens) and as raw texts for the book."""
+    from pipeline.data import ReviewSet
+    from pipeline.text import Vocab
+    prepared = bu.prepared_imdb_dir(args)
+    rng = np.random.default_rng(args.seed)
+    if prepared is not None:
+        tokens = np.load(prepared / "tokens.npy", mmap_mode="r")
+        table = pd.read_parquet(prepared / "reviews.parquet")
+        vocab = Vocab.load(prepared / "vocab.txt")
+        parts = {}
+        for split, n in (("train", n_train), ("val", n_val)):
+            rows = table[table["split"] == split]
+            parts[split] = rows.iloc[rng.permutation(len(rows))[:n]].reset_index(drop=True)
+        raw = bu.raw_imdb_dir(args)
+        if raw is not None:
+            texts = {s: [bu.raw_text_path(raw, r).read_text(encoding="utf-8", errors="replace")
+                         for r in part.itertuples()] for s, part in parts.items()}
+            text_desc = f"texts read from {raw}"
+        else:
+            itos = np.array(vocab.itos, dtype=object)
+            texts = {s: [" ".join(itos[tokens[o:o + n]]) for o, n in
+                         zip(part["offset"], part["n_tokens"])] for s, part in parts.items()}
+            text_desc = "texts rebuilt from the token ids (no raw reviews found)"
+        desc = (f"real: {prepared} ({n_train:,} of {int((table['split'] == 'train').sum()):,} "
+                f"training reviews, {n_val:,} validation reviews, vocabulary {len(vocab):,}; "
+                f"{text_desc})")
+        return {"tokens": tokens, "parts": parts, "stoi": vocab.stoi, "vocab_size": len(vocab),
+                "texts": texts, "desc": desc,
+                "sets": {s: ReviewSet(tokens, p) for s, p in parts.items()}}
+
+    ids, lengths, labels = bu.synthetic_encoded(n_train + n_val, args.seed)
+    splits = ["train"] * n_train + ["val"] * n_val
+    table = bu.synthetic_review_table(lengths, labels, splits)
+    words = bu.synthetic_words(seed=args.seed)
+    all_texts = bu.synthetic_texts(ids, lengths, words, args.seed)
+    # Memory-mapped like the real prepared data.
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sentiment-"))
+    np.save(tmp / "tokens.npy", ids)
+    tokens = np.load(tmp / "tokens.npy", mmap_mode="r")
+    parts = {s: table[table["split"] == s].reset_index(drop=True) for s in ("train", "val")}
+    texts = {"train": all_texts[:n_train], "val": all_texts[n_train:]}
+    desc = (f"synthetic: {n_train:,} training + {n_val:,} validation reviews, log-normal "
+            f"lengths (median {np.median(lengths):.0f}, max {lengths.max()} tokens), vocabulary "
+            f"{bu.SYN_VOCAB:,} (no prepared reviews under {bu.data_root(args)})")
+    return {"tokens": tokens, "parts": parts, "stoi": {w: i for i, w in enumerate(words)},
+            "vocab_size": bu.SYN_VOCAB, "texts": texts, "desc": desc,
+            "sets": {s: ReviewSet(tokens, p) for s, p in parts.items()}}
+
+
+def book_collate_fn(stoi: dict):
+    from pipeline.text import tokenize
+    get = stoi.get
+
+    def collate(batch):
+        seqs, labels = [], []
+        for text, label in batch:
+            ids = [get(t, 1) for t in tokenize(text)] or [1]
+            seqs.append(torch.tensor(ids, dtype=torch.int64))
+            labels.append(label)
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+        return (pad_sequence(seqs, batch_first=True, padding_value=0),
+                torch.tensor(labels, dtype=torch.float32), lengths)
+    return collate
+
+
+# ---------------------------------------------------------------- the variants
+class Variant:
+    def __init__(self, key: str, data: dict, args):
+        from pipeline.models import SentimentLSTM
+        self.key, self.data, self.args = key, data, args
+        torch.manual_seed(args.seed)
+        if key in ("a", "b"):
+            self.model = BookSentimentRNN(data["vocab_size"])
+        else:
+            self.model = SentimentLSTM(data["vocab_size"], 20, 64, fc_size=64)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.train = data["sets"]["train"]
+        if key == "a":
+            self.pairs = list(zip(data["texts"]["train"], self.train.labels.tolist()))
+            self.collate = book_collate_fn(data["stoi"])
+
+    def batches(self, epoch: int):
+        seed = self.args.seed * 100_003 + epoch
+        if self.key == "a":
+            loader = torch.utils.data.DataLoader(
+                self.pairs, batch_size=32, shuffle=True, collate_fn=self.collate,
+                generator=torch.Generator().manual_seed(seed))
+            yield from loader
+            return
+        if self.key in ("b", "d"):
+            order = self.train.batches(32, shuffle=True, seed=seed)
+        else:
+            perm = np.random.default_rng(seed).permutation(len(self.train))
+            order = [perm[i:i + 32] for i in range(0, len(perm), 32)]
+        for idx in order:
+            b = self.train.batch(idx)
+            yield b.tokens, b.labels, b.lengths
+
+    def warm_up(self, n_batches: int) -> None:
+        """A few untimed steps (first-call costs: allocations, kernel selection), then
+        back to the initial weights and a fresh optimizer."""
+        if n_batches <= 0:
+            return
+        initial = {k: t.clone() for k, t in self.model.state_dict().items()}
+        for i, (tokens, labels, lengths) in enumerate(self.batches(-1)):
+            if i == n_batches:
+                break
+            self.opt.zero_grad(set_to_none=True)
+            self.loss(tokens, labels, lengths).backward()
+            self.opt.step()
+        self.model.load_state_dict(initial)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def loss(self, tokens, labels, lengths):
+        out = self.model(tokens, lengths)
+        if self.key in ("a", "b"):
+            return F.binary_cross_entropy(out, labels)
+        return F.binary_cross_entropy_with_logits(out, labels)
+
+    def epoch(self, epoch: int) -> dict:
+        self.model.train()
+        data_s, steps, padded, real = 0.0, 0, 0, 0
+        t0 = time.perf_counter()
+        it = iter(self.batches(epoch))
+        while True:
+            td = time.perf_counter()
+            try:
+                tokens, labels, lengths = next(it)
+            except StopIteration:
+                break
+            data_s += time.perf_counter() - td
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss(tokens, labels, lengths)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            steps += 1
+            padded += tokens.numel()
+            real += int(lengths.sum())
+        total = time.perf_counter() - t0
+        return {"total": total, "data": data_s, "model": total - data_s, "steps": steps,
+                "padding": 1 - real / max(padded, 1)}
+
+    @torch.no_grad()
+    def accuracy(self) -> float:
+        from pipeline.evaluation import predict_reviews
+        val = self.data["sets"]["val"]
+        self.model.eval()
+        if self.key in ("a", "b"):
+            pairs = list(zip(self.data["texts"]["val"], val.labels.tolist()))
+            collate = book_collate_fn(self.data["stoi"])
+            probs = []
+            for i in range(0, len(pairs), 256):
+                tokens, _, lengths = collate(pairs[i:i + 256])
+                probs.append(self.model(tokens, lengths).numpy())
+            probs = np.concatenate(probs)
+        else:
+            probs = predict_reviews(self.model, val, torch.device("cpu"))
+        return float(np.mean((probs >= 0.5) == (val.labels == 1)))
+
+
+def main(argv=None) -> int:
+    p = bu.base_parser(__doc__.split("\n")[0])
+    p.add_argument("--train-reviews", type=int, default=None,
+                   help="training reviews per epoch [4000; quick 200]; 20000 = a full epoch")
+    p.add_argument("--val-reviews", type=int, default=None,
+                   help="validation reviews for --accuracy [2000; quick 200]")
+    p.add_argument("--variants", default="abcd", help="which of a, b, c, d to run")
+    p.add_argument("--epochs", type=int, default=1, help="timed epochs per variant (median)")
+    p.add_argument("--warmup-batches", type=int, default=3,
+                   help="untimed training steps per variant before its timed epoch")
+    p.add_argument("--accuracy", action="store_true",
+                   help="also train (a) and (d) for --accuracy-epochs and compare val accuracy")
+    p.add_argument("--accuracy-epochs", type=int, default=None, help="[3; quick 1]")
+    args = p.parse_args(argv)
+    n_train = args.train_reviews or (200 if args.quick else 4000)
+    n_val = args.val_reviews or (200 if args.quick else 2000)
+    acc_epochs = args.accuracy_epochs or (1 if args.quick else 3)
+    threads = bu.set_threads(args)
+
+    t0 = time.perf_counter()
+    data = load_data(args, n_train, n_val if args.accuracy else min(n_val, 64))
+    n_train = len(data["sets"]["train"])
+    scale = FULL_EPOCH / n_train
+    rec = bu.Recorder("sentiment_epoch", args, data["desc"])
+    bu.header("sentiment training epoch: book pipeline vs project pipeline", data["desc"],
+              f"data loaded in {time.perf_counter() - t0:.1f} s")
+    print(f"{n_train:,} training reviews per epoch; times x {scale:.2f} = extrapolated to "
+          f"{FULL_EPOCH:,} reviews" + ("" if n_train != FULL_EPOCH else " (measured, not extrapolated)"))
+
+    results = {}
+    for key in args.variants:
+        v = Variant(key, data, args)
+        v.warm_up(args.warmup_batches)
+        runs = [v.epoch(e) for e in range(args.epochs)]
+        r = min(runs, key=lambda x: x["total"]) if len(runs) == 1 else sorted(
+            runs, key=lambda x: x["total"])[len(runs) // 2]
+        results[key] = r
+        print(f"  ({key}) {VARIANTS[key]}: {r['total']:.1f} s for {r['steps']} batches "
+              f"(data {r['data']:.1f} s), padding {r['padding']:.0%}", flush=True)
+        common = dict(variant=key, pipeline=VARIANTS[key], train_reviews=n_train,
+                      batches=r["steps"], epochs_timed=args.epochs, threads=threads)
+        rec.add(f"epoch_s_{key}", r["total"] * scale, "s", measured_s=round(r["total"], 3),
+                extrapolated=n_train != FULL_EPOCH, data_s=round(r["data"] * scale, 3),
+                model_s=round(r["model"] * scale, 3), padding=round(r["padding"], 4), **common)
+
+    rows = []
+    base = results.get("a")
+    for key, r in results.items():
+        rows.append([f"({key}) {VARIANTS[key]}", f"{r['total']:.1f}", f"{r['total'] * scale:.1f}",
+                     f"{r['data'] * scale:.1f}", f"{r['model'] * scale:.1f}", f"{r['padding']:.0%}",
+                     f"{base['total'] / r['total']:.2f}x" if base else ""])
+    print()
+    print(bu.table(rows, ["variant", f"s/epoch ({n_train:,})", f"s/epoch (x{scale:.2f} -> 20k)",
+                          "data s", "model s", "padding", "speed vs (a)"]))
+    pairs = [("a", "b", "pre-encoding + bucketing"), ("b", "d", "gather instead of packing"),
+             ("c", "d", "bucketing (padded + gather)"), ("a", "d", "all together")]
+    for x, y, what in pairs:
+        if x in results and y in results:
+            ratio = results[x]["total"] / results[y]["total"]
+            print(f"({x}) -> ({y}), {what}: {ratio:.2f}x faster")
+            rec.add(f"speedup_{y}_vs_{x}", ratio, "x", what=what)
+
+    if args.accuracy:
+        print(f"\naccuracy: (a) and (d) trained {acc_epochs} epochs on the same {n_train:,} "
+              f"reviews from the same initial weights; validation on {len(data['sets']['val']):,} "
+              "reviews")
+        accs = {}
+        for key in ("a", "d"):
+            v = Variant(key, data, args)
+            times = [v.epoch(e)["total"] for e in range(acc_epochs)]
+            accs[key] = v.accuracy()
+            print(f"  ({key}) {VARIANTS[key]}: val accuracy {accs[key]:.4f} "
+                  f"(epochs {', '.join(f'{t:.1f}' for t in times)} s)", flush=True)
+            rec.add(f"val_accuracy_{key}", accs[key], "fraction", variant=key, epochs=acc_epochs,
+                    train_reviews=n_train, val_reviews=len(data["sets"]["val"]),
+                    epoch_s=[round(t, 3) for t in times])
+        diff = accs["d"] - accs["a"]
+        print(f"(d) - (a) = {diff:+.4f}  target: equal or better "
+              f"(within the noise of {len(data['sets']['val']):,} reviews, "
+              f"~{1.96 * (0.25 / len(data['sets']['val'])) ** 0.5:.3f} at 95%) -> "
+              f"{bu.verdict(diff >= -1.96 * (0.25 / len(data['sets']['val'])) ** 0.5)}")
+    else:
+        print("\n(validation accuracy not measured: add --accuracy)")
+    rec.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""Shared helpers for the benchmark scripts: timing, result records, tables, and the
+data each benchmark runs on (the prepared data when it exists, else synthetic data of
+the same shape, so the benchmarks also run on a fresh clone).
+
+Every script puts this folder on sys.path (it is its own folder when run as
+`python benchmarks/bench_x.py`) and this module puts the repository root there, so
+`import pipeline` works without an install.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results" / "results.jsonl"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+# ---------------------------------------------------------------- arguments
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark script shares."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding prepared/, raw/, models/ (default: the repo's data/); "
+                        "synthetic data is used for whatever is missing there")
+    p.add_argument("--synthetic", action="store_true",
+                   help="use synthetic data even where real data exists")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes and repeat counts: checks the script runs, times nothing useful")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's default, all cores, as the pipeline)")
+    p.add_argument("--results", type=Path, default=RESULTS,
+                   help="JSON-lines file the measurements are appended to")
+    p.add_argument("--no-record", action="store_true", help="print only; append nothing")
+    p.add_argument("--seed", type=int, default=1)
+    return p
+
+
+def data_root(args) -> Path:
+    return Path(args.data_root) if args.data_root else REPO / "data"
+
+
+def set_threads(args) -> int:
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.get_num_threads()
+
+
+# ---------------------------------------------------------------- timing
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int = 1,
+               sync: Callable[[], None] | None = None) -> list[float]:
+    """Seconds per call of `fn`, `warmup` calls discarded first. `sync` (e.g.
+    torch.cuda.synchronize) runs before each timer read."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                     sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Like time_calls for several functions, run in turns (a, b, a, b, ...) so that a
+    busy machine's slow patches hit each of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    if sync:
+        sync()
+    out = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def spread(xs: Sequence[float]) -> str:
+    """'min-max' of a list of seconds, in ms, for the tables."""
+    return f"{min(xs) * 1e3:.1f}-{max(xs) * 1e3:.1f}"
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process so far (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+# ---------------------------------------------------------------- records
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                             capture_output=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, text=True, capture_output=True, timeout=10)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Recorder:
+    """One JSON line per measurement, appended to results.jsonl as soon as it is made.
+
+    Every line carries the run id (shared by all scripts of one run_all.py run), the
+    benchmark, the data used, the machine (cores, torch threads, load average at the
+    start: a load near or above the core count means the timings are noisy)."""
+
+    def __init__(self, bench: str, args, data: str, device: str = "cpu"):
+        import torch
+        self.bench, self.data, self.device = bench, data, device
+        self.path = None if args.no_record else Path(args.results)
+        self.common = {
+            "run_id": os.environ.get("BENCH_RUN_ID") or uuid.uuid4().hex[:12],
+            "bench": bench,
+            "quick": bool(args.quick),
+            "host": socket.gethostname(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "git": _git_commit(),
+            "loadavg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        }
+        if device.startswith("cuda") and torch.cuda.is_available():
+            self.common["gpu"] = torch.cuda.get_device_name(0)
+        self.rows: list[dict] = []
+
+    def add(self, name: str, value: float, unit: str, *, data: str | None = None,
+            device: str | None = None, **extra) -> dict:
+        row = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               **self.common, "name": name,
+               "value": None if value is None or (isinstance(value, float) and math.isnan(value))
+               else round(float(value), 6),
+               "unit": unit, "data": data or self.data, "device": device or self.device}
+        if extra:
+            row["extra"] = extra
+        self.rows.append(row)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row, sort_keys=False) + "\n")
+        return row
+
+    def finish(self) -> None:
+        self.add("peak_rss_self", peak_rss_mb(), "MB")
+        if self.path is not None:
+            print(f"\n{len(self.rows)} measurements appended to {self.path}")
+
+
+# ---------------------------------------------------------------- output
+def header(title: str, data: str, extra: str = "") -> None:
+    import torch
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
+    print(f"\n=== {title} ===")
+    print(f"data: {data}")
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {load}"
+          + (f"  ({extra})" if extra else ""))
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print("note: the machine is busy (load average above half the cores): timings are noisy")
+
+
+def table(rows: Iterable[Sequence], headers: Sequence[str]) -> str:
+    rows = [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+# ---------------------------------------------------------------- synthetic data
+# Shapes taken from the real prepared IMDb data (summary.json of a full `dvc repro`):
+# 50,000 reviews, 11.77 M tokens (mean 235), median 177, p90 459, max 2,498 tokens;
+# vocabulary 68,781. A log-normal with median 177 and sigma 0.75 has mean 234 and
+# p90 463; lengths are clipped to [4, 2500].
+SYN_VOCAB = 70_000
+SYN_MEDIAN, SYN_SIGMA, SYN_MAX = 177.0, 0.75, 2500
+SYN_BOOK_CHARS, SYN_BOOK_SYMBOLS = 1_100_000, 80
+_SENTIMENT_WORDS = 300  # per class: ranks 100-399 positive, 400-699 negative
+
+
+def _rng(seed: int):
+    import numpy as np
+    return np.random.default_rng(seed)
+
+
+def _zipf_cdf(n: int, s: float = 1.0, q: float = 2.7):
+    import numpy as np
+    p = 1.0 / (np.arange(1, n + 1) + q) ** s
+    return np.cumsum(p / p.sum())
+
+
+def synthetic_lengths(n: int, seed: int):
+    import numpy as np
+    rng = _rng(seed)
+    x = rng.lognormal(math.log(SYN_MEDIAN), SYN_SIGMA, n)
+    return np.clip(np.round(x), 4, SYN_MAX).astype(np.int64)
+
+
+def synthetic_encoded(n: int, seed: int, vocab_size: int = SYN_VOCAB):
+    """n reviews as token ids (int32, ids 2..vocab_size-1 by Zipf rank), lengths, labels.
+
+    The labels are learnable: about 4% of each review's tokens are drawn from 300
+    "sentiment words" of its class (and a quarter of those from the other class's),
+    so an accuracy comparison on synthetic data is not a coin toss."""
+    import numpy as np
+    rng = _rng(seed + 7)
+    lengths = synthetic_lengths(n, seed)
+    labels = rng.integers(0, 2, n).astype(np.float32)
+    total = int(lengths.sum())
+    cdf = _zipf_cdf(vocab_size - 2)
+    ids = (np.searchsorted(cdf, rng.random(total), side="right").clip(0, vocab_size - 3) + 2)
+    review_of = np.repeat(np.arange(n), lengths)
+    senti = rng.random(total) < 0.04
+    own = rng.random(total) < 0.75
+    positive = (labels[review_of] == 1) == own
+    word = rng.integers(0, _SENTIMENT_WORDS, total)
+    ids = np.where(senti, np.where(positive, 102 + word, 102 + _SENTIMENT_WORDS + word), ids)
+    return ids.astype(np.int32), lengths, labels
+
+
+def synthetic_review_table(lengths, labels, splits: Sequence[str]):
+    """The columns of reviews.parquet that ReviewSet and load_reviews read."""
+    import numpy as np
+    import pandas as pd
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return pd.DataFrame({"split": list(splits), "id": np.arange(len(lengths), dtype=np.int64),
+                         "label": labels.astype(np.int64), "n_tokens": lengths.astype(np.int64),
+                         "offset": offsets})
+
+
+def synthetic_words(vocab_size: int = SYN_VOCAB, seed: int = 0) -> list[str]:
+    """vocab_size made-up lower-case words, frequent ones short (Zipf-like); index i is
+    the word of token id i (0 and 1 are <pad> and <unk>)."""
+    rng = _rng(seed + 11)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    weights = _zipf_cdf(26, 1.1, 1.0)
+    words, seen = ["<pad>", "<unk>"], set()
+    rank = 0
+    while len(words) < vocab_size:
+        length = int(min(15, max(1, round(2 + 0.45 * math.log1p(rank) + rng.normal(0, 1.0)))))
+        w = "".join(letters[i] for i in weights.searchsorted(rng.random(length)))
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+            rank += 1
+    return words
+
+
+def synthetic_texts(ids, lengths, words: Sequence[str], seed: int) -> list[str]:
+    """Review texts whose book-style tokenisation gives back exactly these token ids:
+    words with commas, full stops, capitals and the IMDb `<br /><br />` breaks."""
+    import numpy as np
+    rng = _rng(seed + 13)
+    w = np.array(words, dtype=object)
+    forms = [w, w + ",", w + ".", np.array([s.capitalize() for s in words], dtype=object),
+             w + ". <br /><br />"]
+    table_ = np.stack(forms, axis=1)  # [vocab, 5]
+    form = np.searchsorted(np.cumsum([0.80, 0.07, 0.07, 0.05, 0.01]), rng.random(len(ids)),
+                           side="right").clip(0, 4)
+    tokens = table_[ids, form]
+    out, start = [], 0
+    for n in lengths:
+        out.append(" ".join(tokens[start:start + n]))
+        start += n
+    return out
+
+
+def synthetic_book(n_chars: int = SYN_BOOK_CHARS, n_symbols: int = SYN_BOOK_SYMBOLS,
+                   seed: int = 0):
+    """Encoded text (uint8 ids) with a skewed symbol distribution like a novel's."""
+    import numpy as np
+    rng = _rng(seed + 17)
+    cdf = _zipf_cdf(n_symbols, 1.3, 2.0)
+    return np.searchsorted(cdf, rng.random(n_chars), side="right").clip(0, n_symbols - 1).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- real data, or synthetic
+def prepared_imdb_dir(args) -> Path | None:
+    d = data_root(args) / "prepared" / "imdb"
+    ok = (d / "tokens.npy").exists() and (d / "reviews.parquet").exists() and (d / "vocab.txt").exists()
+    return d if ok and not args.synthetic else None
+
+
+def raw_imdb_dir(args) -> Path | None:
+    d = data_root(args) / "raw" / "imdb" / "aclImdb"
+    return d if (d / "train" / "pos").is_dir() and not args.synthetic else None
+
+
+def prepared_book_dir(args) -> Path | None:
+    d = data_root(args) / "prepared" / "gutenberg"
+    return d if (d / "train.npy").exists() and not args.synthetic else None
+
+
+def load_book(args):
+    """(encoded training text as an int64 tensor, vocabulary size, description)."""
+    import json as _json
+    import numpy as np
+    import torch
+    d = prepared_book_dir(args)
+    if d is not None:
+        train = np.load(d / "train.npy")
+        vocab = len(_json.loads((d / "chars.json").read_text(encoding="utf-8")))
+        return (torch.from_numpy(train.astype(np.int64)), vocab,
+                f"real: {d} ({len(train):,} training characters, {vocab} symbols)")
+    text = synthetic_book(seed=args.seed)
+    return (torch.from_numpy(text.astype(np.int64)), SYN_BOOK_SYMBOLS,
+            f"synthetic: {len(text):,} characters, {SYN_BOOK_SYMBOLS} symbols "
+            f"(no prepared book under {data_root(args)})")
+
+
+def raw_text_path(raw: Path, row) -> Path:
+    """The aclImdb file of a row of reviews.parquet (val reviews come from train/)."""
+    split = "test" if row.split == "test" else "train"
+    folder = "pos" if int(row.label) == 1 else "neg"
+    return raw / split / folder / f"{int(row.id)}_{int(row.rating)}.txt"
