@@ -65,7 +65,10 @@ def test_sentiment_run_is_tracked(repo):
     assert r.data.tags["device"] == "cpu"
     assert r.data.params["sentiment.epochs"] == "2"
     assert r.data.params["seed"] == "1"
-    assert len(r.data.params["data.source_sha256"]) == 64
+    # Provenance of the downloaded archive travels with the run.
+    assert len(r.data.params["data.source.sha256"]) == 64
+    assert r.data.params["data.source.url"].startswith("http://127.0.0.1:")
+    assert int(r.data.params["data.source.bytes"]) > 0 and r.data.params["data.source.fetched_at"]
     assert [m.step for m in c.get_metric_history(r.info.run_id, "train_loss")] == sorted(
         m.step for m in c.get_metric_history(r.info.run_id, "train_loss"))
     assert len(c.get_metric_history(r.info.run_id, "val_accuracy")) == 2

@@ -43,6 +43,6 @@ def prepare_gutenberg(params: Params) -> dict:
         vocab.save(out / "chars.json")
         summary = {"characters": len(encoded), "train_characters": split,
                    "val_characters": len(encoded) - split, "vocab_size": len(vocab),
-                   "source_sha256": read_json(RAW_BOOK / "source.json")["source"]["sha256"]}
+                   "source": read_json(RAW_BOOK / "source.json")["source"]}
         write_json(out / "summary.json", summary)
     return summary
