@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from tests.http_server import LocalHTTPServer
 
@@ -14,3 +15,12 @@ def http_server(monkeypatch):
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is much faster than a pool on busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,13 +10,7 @@ from pipeline.data import ReviewSet, StreamBatches, iterate_streams, random_wind
 from pipeline.text import PAD_ID
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than a pool on busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_reviews(lengths: list[int], labels: list[int] | None = None, start_id: int = 2):

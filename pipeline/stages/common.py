@@ -60,14 +60,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def require(path: Path, what: str, stage: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what} not found at {path}: run `dvc repro {stage}` first")
