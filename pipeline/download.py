@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import logging
+import errno
 import os
 import random
 import shutil
@@ -281,12 +282,21 @@ def _copy(source: _Source, part: Path, url: str, progress: bool) -> None:
         out.seek(source.start)
         out.truncate()  # drop anything past the resume point
         written = source.start
-        for chunk in source.chunks:
-            out.write(chunk)
-            written += len(chunk)
-            bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
+        try:
+            for chunk in source.chunks:
+                out.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+                raise  # a network error: the retry loop decides
+            # The disk, not the network: retrying cannot help. What was written stays
+            # in the .part file and is resumed once there is room.
+            raise DownloadError(f"cannot write {part} while downloading {url}: "
+                                f"{exc.strerror or exc} (is the disk full?). The partial "
+                                "download is kept and resumes on the next run.") from exc
     if source.total is not None and written != source.total:
         # Without this check a server closing early (and a client not enforcing
         # Content-Length) would look like a finished download.

@@ -349,3 +349,41 @@ def test_not_an_archive(tmp_path):
     with pytest.raises(ArchiveError, match="truncated or corrupt"):
         safe_extract(archive, tmp_path / "tree")
     assert not (tmp_path / "tree").exists()
+
+
+def test_full_disk_fails_clearly_and_keeps_the_part(http_server, tmp_path, monkeypatch):
+    """ENOSPC is the disk, not the network: no retries, a clear error, the partial file
+    kept for a later resume, nothing at the final path."""
+    import errno
+    import builtins
+    import pipeline.download as download
+
+    url = http_server.add("/big.bin", PAYLOAD)
+    dest = tmp_path / "data.bin"
+
+    class FullDisk(io.FileIO):
+        written = 0
+
+        def write(self, data):
+            if FullDisk.written + len(data) > 100_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            FullDisk.written += len(data)
+            return super().write(data)
+
+    def small_disk_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".part") and "b" in mode:
+            return FullDisk(path, mode.replace("b", "").replace("+", "") + ("+" if "+" in mode else ""))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(download, "open", small_disk_open, raising=False)
+    with pytest.raises(DownloadError, match=r"data\.bin\.part.*No space left.*disk full"):
+        fetch(url, dest, PAYLOAD_SHA, **FAST)
+    assert len(http_server.requests_for("/big.bin")) == 1, "a full disk is not retried"
+    assert_nothing_at(dest)
+    assert 0 < dest.with_name("data.bin.part").stat().st_size <= 100_000
+
+    # Room again: the next run resumes the partial file and verifies the whole.
+    monkeypatch.undo()
+    result = fetch(url, dest, PAYLOAD_SHA, **FAST)
+    assert_fetched(dest, url, result)
+    assert http_server.requests_for("/big.bin")[-1].range.startswith("bytes=")
