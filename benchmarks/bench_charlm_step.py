@@ -54,6 +54,18 @@ class BookCharRNN(nn.Module):
         out, (hidden, cell) = self.lstm(out, (hidden, cell))
         return self.fc(out).squeeze(1), hidden, cell      # [B, V]
 
+    def window_loss(self, x, y):
+        """The book's training loss of a window: one call per character, from zero state."""
+        B, T = x.shape
+        H = self.lstm.hidden_size
+        hidden = torch.zeros(1, B, H, device=x.device)
+        cell = torch.zeros(1, B, H, device=x.device)
+        loss = 0.0
+        for t in range(T):
+            logits, hidden, cell = self(x[:, t], hidden, cell)
+            loss = loss + F.cross_entropy(logits, y[:, t])
+        return loss / T
+
 
 def step_flops(batch: int, seq_len: int, embed: int, hidden: int, vocab: int) -> dict:
     lstm = 2 * batch * seq_len * 4 * hidden * (embed + hidden)
@@ -98,13 +110,7 @@ def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -
         x, y = batches[counters["loop"] % len(batches)]
         counters["loop"] += 1
         opt_book.zero_grad(set_to_none=True)
-        hidden = torch.zeros(1, B, H, device=device)
-        cell = torch.zeros(1, B, H, device=device)
-        loss = 0.0
-        for t in range(T):
-            logits, hidden, cell = book(x[:, t], hidden, cell)
-            loss = loss + F.cross_entropy(logits, y[:, t])
-        loss = loss / T
+        loss = book.window_loss(x, y)
         loss.backward()
         nn.utils.clip_grad_norm_(book.parameters(), args.clip)
         opt_book.step()

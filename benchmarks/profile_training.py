@@ -83,13 +83,7 @@ def charlm_steps(args, device, book: bool):
         k[0] += 1
         opt.zero_grad(set_to_none=True)
         if book:
-            h = torch.zeros(1, B, H, device=device)
-            c = torch.zeros(1, B, H, device=device)
-            loss = 0.0
-            for t in range(T):
-                logits, h, c = model(x[:, t], h, c)
-                loss = loss + F.cross_entropy(logits, y[:, t])
-            loss = loss / T
+            loss = model.window_loss(x, y)
         else:
             logits, _ = model(x)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
