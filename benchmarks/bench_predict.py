@@ -11,7 +11,7 @@ The model is <data-root>/models/sentiment when `dvc repro` has trained one. Othe
 THROWAWAY model is trained here for one epoch on a few reviews and written to a
 temporary folder in the same layout (model.pt, model.json, vocab.txt): its predictions
 are meaningless, its timings are representative (same sizes and vocabulary size).
-Reviews are test reviews from <data-root>/raw/imdb/aclImdb, else synthetic.
+Reviews are test reviews from <data-root>/raw/imdb/reviews.parquet, else synthetic.
 """
 from __future__ import annotations
 
@@ -41,12 +41,11 @@ print(json.dumps({"seconds": t, "modules": {m: m in sys.modules for m in
 
 
 def review_texts(args, n: int) -> tuple[list[str], str]:
-    raw = bu.raw_imdb_dir(args)
-    if raw is not None:
-        files = sorted((raw / "test" / "pos").iterdir()) + sorted((raw / "test" / "neg").iterdir())
-        pick = np.random.default_rng(args.seed).permutation(len(files))[:n]
-        return ([files[i].read_text(encoding="utf-8", errors="replace") for i in pick],
-                f"{n:,} real test reviews from {raw}")
+    frame = bu.raw_imdb_reviews(args)
+    if frame is not None:
+        texts = frame.loc[frame["split"] == "test", "text"].to_numpy()
+        pick = np.random.default_rng(args.seed).permutation(len(texts))[:n]
+        return [str(texts[i]) for i in pick], f"{n:,} real test reviews"
     ids, lengths, _ = bu.synthetic_encoded(n, args.seed + 1)
     return (bu.synthetic_texts(ids, lengths, bu.synthetic_words(seed=args.seed), args.seed),
             f"{n:,} synthetic reviews (median {np.median(lengths):.0f} tokens)")

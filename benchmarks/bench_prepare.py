@@ -5,10 +5,9 @@ prepared outputs.
   parallel: pipeline.text.tokenize_many(texts) with all cores (what prepare_imdb does)
 
 then, for both, Vocab.build over the training reviews and Vocab.encode of every review
-(as prepare_imdb does). Texts come from the raw IMDb reviews
-(pipeline.sources.load_reviews on <data-root>/raw/imdb/aclImdb) when they exist, else
-synthetic reviews of the same shape. Reading the raw files is timed separately and is
-not part of the total.
+(as prepare_imdb does). Texts come from the acquired IMDb reviews
+(<data-root>/raw/imdb/reviews.parquet) when they exist, else synthetic reviews of the
+same shape. Reading the table is timed separately and is not part of the total.
 
 Loading: pipeline.data.load_reviews(<data-root>/prepared/imdb) (or, without prepared
 data, of outputs written from the synthetic run): in this process (first call, then the
@@ -39,17 +38,15 @@ TARGET_LOAD_S = 1.0
 
 def get_texts(args, n: int):
     """(texts, is_train mask, description)."""
-    raw = bu.raw_imdb_dir(args)
-    if raw is not None:
-        from pipeline.sources import load_reviews
-        t0 = time.perf_counter()
-        frame, _ = load_reviews(raw)
-        read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frame = bu.raw_imdb_reviews(args)
+    read_s = time.perf_counter() - t0
+    if frame is not None:
         if n < len(frame):
             keep = np.sort(np.random.default_rng(args.seed).permutation(len(frame))[:n])
             frame = frame.iloc[keep].reset_index(drop=True)
         return (frame["text"].tolist(), (frame["split"] == "train").to_numpy(),
-                f"real: {len(frame):,} reviews from {raw} (reading the files: {read_s:.1f} s, "
+                f"real: {len(frame):,} acquired reviews (reading the table: {read_s:.1f} s, "
                 "not counted)", read_s)
     ids, lengths, _ = bu.synthetic_encoded(n, args.seed)
     texts = bu.synthetic_texts(ids, lengths, bu.synthetic_words(seed=args.seed), args.seed)

@@ -90,11 +90,14 @@ def load_data(args, n_train: int, n_val: int) -> dict:
         for split, n in (("train", n_train), ("val", n_val)):
             rows = table[table["split"] == split]
             parts[split] = rows.iloc[rng.permutation(len(rows))[:n]].reset_index(drop=True)
-        raw = bu.raw_imdb_dir(args)
+        raw = bu.raw_imdb_reviews(args)
         if raw is not None:
-            texts = {s: [bu.raw_text_path(raw, r).read_text(encoding="utf-8", errors="replace")
+            # Validation reviews are training reviews of the archive.
+            text_of = {("test" if sp == "test" else "train", lab, i): t for sp, lab, i, t in
+                       raw[["split", "label", "id", "text"]].itertuples(index=False)}
+            texts = {s: [text_of[("test" if r.split == "test" else "train", r.label, r.id)]
                          for r in part.itertuples()] for s, part in parts.items()}
-            text_desc = f"texts read from {raw}"
+            text_desc = "texts from the acquired reviews"
         else:
             itos = np.array(vocab.itos, dtype=object)
             texts = {s: [" ".join(itos[tokens[o:o + n]]) for o, n in

@@ -319,9 +319,13 @@ def prepared_imdb_dir(args) -> Path | None:
     return d if ok and not args.synthetic else None
 
 
-def raw_imdb_dir(args) -> Path | None:
-    d = data_root(args) / "raw" / "imdb" / "aclImdb"
-    return d if (d / "train" / "pos").is_dir() and not args.synthetic else None
+def raw_imdb_reviews(args):
+    """The acquired reviews (split, id, label, text, ...) as a DataFrame, or None."""
+    path = data_root(args) / "raw" / "imdb" / "reviews.parquet"
+    if args.synthetic or not path.exists():
+        return None
+    import pandas as pd
+    return pd.read_parquet(path)
 
 
 def prepared_book_dir(args) -> Path | None:
@@ -344,10 +348,3 @@ def load_book(args):
     return (torch.from_numpy(text.astype(np.int64)), SYN_BOOK_SYMBOLS,
             f"synthetic: {len(text):,} characters, {SYN_BOOK_SYMBOLS} symbols "
             f"(no prepared book under {data_root(args)})")
-
-
-def raw_text_path(raw: Path, row) -> Path:
-    """The aclImdb file of a row of reviews.parquet (val reviews come from train/)."""
-    split = "test" if row.split == "test" else "train"
-    folder = "pos" if int(row.label) == 1 else "neg"
-    return raw / split / folder / f"{int(row.id)}_{int(row.rating)}.txt"

@@ -13,6 +13,7 @@ CUDA time on a GPU; the tables are also written to benchmarks/results/profile-*.
 (and a Chrome trace with --trace).
 
     python benchmarks/profile_training.py
+    python benchmarks/profile_training.py --recipe params    # the sizes in params.yaml
     python benchmarks/profile_training.py --device cuda --book
 """
 from __future__ import annotations
@@ -40,10 +41,20 @@ def sentiment_steps(args, device, book: bool):
     data = load_data(args, n, 32)
     train = data["sets"]["train"]
     torch.manual_seed(args.seed)
+    recipe = "the book's model"
     if book:
         model = BookSentimentRNN(data["vocab_size"]).to(device)
         perm = np.random.default_rng(args.seed).permutation(len(train))
         order = [perm[i:i + 32] for i in range(0, len(perm), 32)]
+    elif args.recipe == "params":
+        from pipeline.config import load_params
+        from pipeline.data import ReviewSet
+        from pipeline.models import build_sentiment
+        sp = load_params(bu.REPO / "params.yaml").sentiment
+        model = build_sentiment(data["vocab_size"], sp).to(device).train()
+        train = ReviewSet(train.tokens, data["parts"]["train"], sp.head_tokens, sp.tail_tokens)
+        order = train.batches(sp.batch_size, shuffle=True, seed=args.seed)
+        recipe = f"params.yaml's recipe, batch {sp.batch_size}"
     else:
         model = SentimentLSTM(data["vocab_size"]).to(device)
         order = train.batches(32, shuffle=True, seed=args.seed)
@@ -61,7 +72,7 @@ def sentiment_steps(args, device, book: bool):
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     label = ("sentiment-book: packed LSTM, random batches" if book
-             else "sentiment: SentimentLSTM, bucketed batches, padded + gather")
+             else f"sentiment: SentimentLSTM ({recipe}), bucketed batches, padded + gather")
     return label, step, data["desc"]
 
 
@@ -73,6 +84,14 @@ def charlm_steps(args, device, book: bool):
     B, T, H = 64, 40, 512
     torch.manual_seed(args.seed)
     model = (BookCharRNN(vocab, 256, H) if book else CharLSTM(vocab, 256, H)).to(device)
+    recipe = "the book's model, 1 x 512"
+    if args.recipe == "params" and not book:
+        from pipeline.config import load_params
+        from pipeline.models import build_charlm
+        cp = load_params(bu.REPO / "params.yaml").charlm
+        B, T = cp.batch_size, cp.seq_len
+        model = build_charlm(vocab, cp).to(device).train()
+        recipe = f"params.yaml's recipe, {cp.num_layers} x {cp.hidden_size}"
     opt = torch.optim.Adam(model.parameters(), lr=0.005)
     g = torch.Generator().manual_seed(args.seed)
     batches = [tuple(t.to(device) for t in random_windows(text, T, B, g)) for _ in range(8)]
@@ -91,7 +110,7 @@ def charlm_steps(args, device, book: bool):
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
     label = ("charlm-book: nn.LSTM per character, 64 x 40" if book
-             else "charlm: CharLSTM, one call per 64 x 40 window")
+             else f"charlm: CharLSTM ({recipe}), one call per {B} x {T} window")
     return label, step, desc
 
 
@@ -103,6 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="profiled steps [20; quick 3]")
     p.add_argument("--warmup", type=int, default=None, help="[3; quick 1]")
     p.add_argument("--rows", type=int, default=15)
+    p.add_argument("--recipe", choices=["book", "params"], default="book",
+                   help="model sizes: the book's (as the step benchmarks), or params.yaml's")
     p.add_argument("--trace", type=Path, default=None, help="folder for Chrome traces")
     args = p.parse_args(argv)
     args.steps = args.steps or (3 if args.quick else 20)

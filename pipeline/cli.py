@@ -94,6 +94,8 @@ _stage("train-sentiment", "sentiment", "train_sentiment",
        "Train the review classifier (gradient clipping, checkpoints, MLflow).")
 _stage("evaluate-sentiment", "sentiment", "evaluate_sentiment",
        "Score the classifier on the test reviews; metrics, confusion matrix.")
+_stage("train-baseline", "baseline", "train_baseline",
+       "TF-IDF (uni+bigram) + logistic regression on the same split: the bar to beat.")
 _stage("train-charlm", "charlm", "train_charlm",
        "Train the character LSTM (gradient clipping, checkpoints, MLflow).")
 _stage("evaluate-charlm", "charlm", "evaluate_charlm",

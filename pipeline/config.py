@@ -73,6 +73,7 @@ class SentimentParams:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    word_dropout: float = 0.0
     fc_size: int = 64
     pooling: str = "last"
     head_tokens: Optional[int] = None
@@ -95,8 +96,28 @@ class SentimentParams:
             raise ConfigError("sentiment.head_tokens and sentiment.tail_tokens are set together")
         _choice("sentiment.pooling", self.pooling, ("last", "last_max_mean"))
         _choice("sentiment.scheduler", self.scheduler, ("none", "cosine"))
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"sentiment.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"sentiment.{name} must be in [0, 1), "
+                                  f"got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    ngram_max: int = 2
+    min_df: int = 2
+    max_features: Optional[int] = None
+    c_values: tuple = (1.0, 3.0, 10.0, 30.0, 100.0)
+    max_iter: int = 1000
+
+    def validate(self) -> None:
+        for name in ("ngram_max", "min_df", "max_iter"):
+            _positive(f"baseline.{name}", getattr(self, name))
+        _positive("baseline.max_features", self.max_features, allow_none=True)
+        if not self.c_values:
+            raise ConfigError("baseline.c_values must list at least one value")
+        for c in self.c_values:
+            _positive("baseline.c_values[]", c)
 
 
 @dataclass(frozen=True)
@@ -155,13 +176,15 @@ class Params:
     imdb: ImdbParams = field(default_factory=ImdbParams)
     gutenberg: GutenbergParams = field(default_factory=GutenbergParams)
     sentiment: SentimentParams = field(default_factory=SentimentParams)
+    baseline: BaselineParams = field(default_factory=BaselineParams)
     charlm: CharLMParams = field(default_factory=CharLMParams)
     train: TrainParams = field(default_factory=TrainParams)
 
     def validate(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        for section in (self.imdb, self.gutenberg, self.sentiment, self.charlm, self.train):
+        for section in (self.imdb, self.gutenberg, self.sentiment, self.baseline, self.charlm,
+                        self.train):
             section.validate()
 
 
@@ -174,8 +197,11 @@ def _build(cls, values: dict, where: str):
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
-    if cls is CharLMParams and "sample_temperatures" in values:
-        values = {**values, "sample_temperatures": tuple(values["sample_temperatures"])}
+    for name in ("sample_temperatures", "c_values"):  # YAML lists -> hashable tuples
+        if name in values and name in {f.name for f in fields(cls)}:
+            if not isinstance(values[name], (list, tuple)):
+                raise ConfigError(f"{where}.{name} must be a list, got {values[name]!r}")
+            values = {**values, name: tuple(values[name])}
     for f in fields(cls):
         # The default's type is the expected one (None defaults are optional numbers).
         default = f.default if f.default is not dataclasses.MISSING else None

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .text import PAD_ID
+from .text import PAD_ID, UNK_ID
 
 
 class SentimentLSTM(nn.Module):
@@ -18,9 +18,9 @@ class SentimentLSTM(nn.Module):
 
     def __init__(self, vocab_size: int, embed_dim: int = 20, hidden_size: int = 64,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 fc_size: int = 64, pooling: str = "last"):
+                 fc_size: int = 64, pooling: str = "last", word_dropout: float = 0.0):
         super().__init__()
-        self.bidirectional, self.pooling = bidirectional, pooling
+        self.bidirectional, self.pooling, self.word_dropout = bidirectional, pooling, word_dropout
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers, batch_first=True,
                             bidirectional=bidirectional,
@@ -33,6 +33,11 @@ class SentimentLSTM(nn.Module):
                                 nn.Dropout(dropout), nn.Linear(fc_size, 1))
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.training and self.word_dropout > 0:
+            # Word dropout: whole words become <unk>, so the classifier cannot lean on a
+            # few rare, telling words (the largest source of overfitting on 20k reviews).
+            drop = (torch.rand(tokens.shape, device=tokens.device) < self.word_dropout)
+            tokens = tokens.masked_fill(drop & (tokens != PAD_ID), UNK_ID)
         x = self.dropout(self.embedding(tokens))
         if self.bidirectional:
             # The reverse direction must start at each review's own last token, not at
@@ -79,7 +84,7 @@ class CharLSTM(nn.Module):
 
 def build_sentiment(vocab_size: int, p) -> SentimentLSTM:
     return SentimentLSTM(vocab_size, p.embed_dim, p.hidden_size, p.num_layers,
-                         p.bidirectional, p.dropout, p.fc_size, p.pooling)
+                         p.bidirectional, p.dropout, p.fc_size, p.pooling, p.word_dropout)
 
 
 def build_charlm(vocab_size: int, p) -> CharLSTM:

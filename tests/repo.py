@@ -18,6 +18,8 @@ from tests.fixtures import make_gutenberg_text, make_imdb_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PER_CLASS = 60
+# Every stage of the pipeline: a first `dvc repro` must run each of them.
+ALL_STAGES = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 
 # Small enough that a full `dvc repro` takes well under a minute on 2 cores.
 TINY_PARAMS = {

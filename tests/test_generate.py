@@ -1,6 +1,7 @@
 """Text generation (pipeline.evaluation.generate) and params.yaml validation."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,11 @@ def test_bad_choice_names_the_key(tmp_path, section, key, value):
     ("sentiment", "lr", -0.1),
     ("charlm", "dropout", 1.0),
     ("gutenberg", "val_fraction", 1.5),
+    ("sentiment", "word_dropout", 1.0),
+    ("baseline", "min_df", 0),
+    ("baseline", "c_values", [1.0, -3.0]),
+    ("baseline", "c_values", []),
+    ("baseline", "c_values", 10),
 ])
 def test_bad_numbers_name_the_key(tmp_path, section, key, value):
     raw = _raw()
@@ -225,7 +231,7 @@ def test_bad_numbers_name_the_key(tmp_path, section, key, value):
 
 def test_head_and_tail_tokens_go_together(tmp_path):
     raw = _raw()
-    raw["sentiment"]["head_tokens"] = 100
+    raw["sentiment"]["head_tokens"], raw["sentiment"]["tail_tokens"] = 100, None
     with pytest.raises(ConfigError, match="head_tokens"):
         load_params(_write(tmp_path, raw))
 
@@ -233,3 +239,28 @@ def test_head_and_tail_tokens_go_together(tmp_path):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ConfigError):
         load_params(tmp_path / "nope.yaml")
+
+
+def _readme_exp_run(name: str) -> list[str]:
+    """The `-S key=value` overrides of README's `dvc exp run -n NAME ...` command."""
+    text = (REPO / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    line = next(l for l in text.splitlines() if l.startswith(f"dvc exp run -n {name} "))
+    args = shlex.split(line)
+    return [args[i + 1] for i, a in enumerate(args) if a == "-S"]
+
+
+@pytest.mark.parametrize("name, section", [("sentiment-book", "sentiment"),
+                                           ("charlm-book", "charlm")])
+def test_readme_reproduces_the_books_recipe(tmp_path, name, section):
+    """The dataclass defaults are the book's recipes; README's `dvc exp run -S ...` line
+    must turn the project's params.yaml into exactly that."""
+    raw = _raw()
+    overrides = _readme_exp_run(name)
+    for item in overrides:
+        key, value = item.split("=", 1)
+        sec, field_name = key.split(".")
+        raw[sec][field_name] = yaml.safe_load(value)
+    params = load_params(_write(tmp_path, raw))
+    assert getattr(params, section) == getattr(Params(), section)
+    # ... and the project's defaults really differ from the book's.
+    assert getattr(load_params(REPO / "params.yaml"), section) != getattr(Params(), section)

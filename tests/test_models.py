@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pipeline.models import CharLSTM, SentimentLSTM
-from pipeline.text import PAD_ID
+from pipeline.text import PAD_ID, UNK_ID
 
 VOCAB = 40
 
@@ -62,6 +62,25 @@ def test_charlstm_shapes(num_layers):
     l1, s1 = model(x[:, :5])
     l2, _ = model(x[:, 5:], s1)
     torch.testing.assert_close(torch.cat([l1, l2], dim=1), logits, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- word dropout
+def test_word_dropout_replaces_words_only_in_training():
+    model = _model(word_dropout=0.5)
+    seen = []
+    model.embedding.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    tokens, lengths = _padded(REVIEWS)
+    with torch.no_grad():
+        model.eval()(tokens, lengths)
+        torch.manual_seed(0)
+        model.train()(tokens, lengths)
+    evaluated, trained = seen
+    assert torch.equal(evaluated, tokens)          # evaluation sees every word
+    changed = trained != tokens
+    assert changed.any()                           # training drops some words ...
+    assert (trained[changed] == UNK_ID).all()      # ... to <unk>
+    assert (trained[tokens == PAD_ID] == PAD_ID).all()  # and never touches padding
+    assert 0.2 < changed.sum() / (tokens != PAD_ID).sum() < 0.8
 
 
 # --------------------------------------------------------------------------- padding invariance

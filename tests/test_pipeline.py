@@ -10,12 +10,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.http_server import LocalHTTPServer
-from tests.repo import make_repo, run, serve_fixtures, stages_run
+from tests.repo import ALL_STAGES, make_repo, run, serve_fixtures, stages_run
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = {"acquire_imdb", "acquire_gutenberg", "prepare_imdb", "prepare_gutenberg",
-              "train_sentiment", "evaluate_sentiment", "train_charlm", "evaluate_charlm"}
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +31,16 @@ def client(repo) -> MlflowClient:
     return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
 
 
-def only_run(repo, experiment: str):
+def stage_runs(repo, experiment: str, stage: str):
     c = client(repo)
     exp = c.get_experiment_by_name(experiment)
     assert exp is not None, f"no MLflow experiment {experiment!r}"
-    runs = c.search_runs([exp.experiment_id])
+    return c, [r for r in c.search_runs([exp.experiment_id])
+               if r.data.tags.get("dvc_stage") == stage]
+
+
+def only_run(repo, experiment: str, stage: str):
+    c, runs = stage_runs(repo, experiment, stage)
     assert len(runs) == 1, [r.info.run_id for r in runs]
     return c, runs[0]
 
@@ -57,8 +60,19 @@ def test_metrics_files(repo):
     assert samples.count("=== temperature") == 3
 
 
+def test_acquired_reviews_are_one_table(repo):
+    # One file for DVC to hash and check, not a tree of one file per review.
+    raw = repo / "data/raw/imdb"
+    assert sorted(p.name for p in raw.iterdir()) == ["reviews.parquet", "source.json"]
+    import pandas as pd
+    table = pd.read_parquet(raw / "reviews.parquet")
+    assert len(table) == 4 * 60
+    assert table.groupby(["split", "label"]).size().tolist() == [60] * 4
+    assert json.loads((raw / "source.json").read_text())["bad_utf8"] == 0
+
+
 def test_sentiment_run_is_tracked(repo):
-    c, r = only_run(repo, "sentiment")
+    c, r = only_run(repo, "sentiment", "train_sentiment")
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     assert r.data.tags["git_commit"] == head
     assert r.data.tags["dvc_stage"] == "train_sentiment"
@@ -84,12 +98,32 @@ def test_sentiment_run_is_tracked(repo):
 
 
 def test_charlm_run_is_tracked(repo):
-    c, r = only_run(repo, "charlm")
+    c, r = only_run(repo, "charlm", "train_charlm")
     assert r.data.params["charlm.steps"] == "40"
     assert len(c.get_metric_history(r.info.run_id, "val_loss")) == 2
     assert "final_val_bpc" in r.data.metrics and "final_val_windowed_loss" in r.data.metrics
     samples = {a.path for a in c.list_artifacts(r.info.run_id, "samples")}
     assert samples == {f"samples/temperature_{t}.txt" for t in (0.5, 1.0, 2.0)}
+
+
+def test_baseline_is_tracked_beside_the_lstm(repo):
+    metrics = json.loads((repo / "metrics/baseline.json").read_text())
+    # The fixture reviews carry their sentiment in plain words: the linear model finds it.
+    assert metrics["test_accuracy"] > 0.8 and metrics["test_reviews"] == 2 * 60
+    assert metrics["best_C"] in (1, 3, 10, 30, 100)
+    c, r = only_run(repo, "sentiment", "train_baseline")
+    assert r.data.tags["mlflow.runName"] == "tfidf-logreg"
+    assert r.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert "final_val_accuracy" in r.data.metrics and r.data.params["baseline.ngram_max"] == "2"
+    assert len(c.get_metric_history(r.info.run_id, "search_val_accuracy")) == 5
+    assert {"outputs/model.pkl", "outputs/top_features.csv"} <= {
+        a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
+    # The saved pipeline takes raw token strings and scores them.
+    import pickle
+    with open(repo / "data/models/baseline/model.pkl", "rb") as f:
+        model = pickle.load(f)
+    good, bad = model.predict_proba(["great wonderful film", "awful boring film"])[:, 1]
+    assert good > bad
 
 
 def test_weights_load_safely(repo):
@@ -126,15 +160,14 @@ def test_second_repro_runs_nothing(repo):
 
 def test_sentiment_param_reruns_only_sentiment(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["sentiment"]["lr"] = 0.002
+    params["sentiment"]["lr"] /= 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run(["dvc", "repro"], repo)
     assert stages_run(proc.stdout) == ["train_sentiment", "evaluate_sentiment"]
     diff = run(["dvc", "params", "diff", "--json"], repo).stdout
     assert "sentiment.lr" in diff
-    c = client(repo)
-    exp = c.get_experiment_by_name("sentiment")
-    assert len(c.search_runs([exp.experiment_id])) == 2
+    _, runs = stage_runs(repo, "sentiment", "train_sentiment")
+    assert len(runs) == 2
 
 
 def test_queued_experiments_log_to_the_repo_store(repo):

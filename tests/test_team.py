@@ -25,7 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.http_server import LocalHTTPServer
-from tests.repo import env, make_repo, run, serve_fixtures, stages_run
+from tests.repo import ALL_STAGES, env, make_repo, run, serve_fixtures, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,6 @@ def _pg_bin() -> Path:
 PG_BIN = _pg_bin()
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 SENTIMENT_STAGES = {"acquire_imdb", "prepare_imdb", "train_sentiment"}
-ALL_STAGES = {"acquire_imdb", "acquire_gutenberg", "prepare_imdb", "prepare_gutenberg",
-              "train_sentiment", "evaluate_sentiment", "train_charlm", "evaluate_charlm"}
 
 
 # --------------------------------------------------------------------------- helpers

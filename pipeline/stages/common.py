@@ -18,6 +18,7 @@ RAW_BOOK = DATA / "raw" / "gutenberg"
 PREPARED_IMDB = DATA / "prepared" / "imdb"
 PREPARED_BOOK = DATA / "prepared" / "gutenberg"
 MODEL_SENTIMENT = DATA / "models" / "sentiment"
+MODEL_BASELINE = DATA / "models" / "baseline"
 MODEL_CHARLM = DATA / "models" / "charlm"
 EVAL_CHARLM = DATA / "eval" / "charlm"
 METRICS = Path("metrics")
