@@ -198,7 +198,7 @@ def _build(cls, values: dict, where: str):
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
     for name in ("sample_temperatures", "c_values"):  # YAML lists -> hashable tuples
-        if name in values and name in {f.name for f in fields(cls)}:
+        if name in values and name in known:
             if not isinstance(values[name], (list, tuple)):
                 raise ConfigError(f"{where}.{name} must be a list, got {values[name]!r}")
             values = {**values, name: tuple(values[name])}

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import gzip
 import hashlib
 import json
 import logging
-import errno
 import os
 import random
 import shutil

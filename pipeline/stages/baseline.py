@@ -16,6 +16,7 @@ from ..evaluation import classification_metrics
 from ..text import Vocab
 from .common import (METRICS, MODEL_BASELINE, PLOTS, PREPARED_IMDB, read_json, require,
                      staged_dir, write_json)
+from .runner import final_metrics
 
 
 def review_texts(reviews, words: np.ndarray) -> list[str]:
@@ -89,8 +90,7 @@ def train_baseline(params: Params) -> dict:
         tracking.log_params({**flatten(p, "baseline."), "seed": params.seed,
                              **{f"data.{k}": v for k, v in flatten(data_info).items()
                                 if not isinstance(v, list)}})
-        mlflow.log_metrics({(f"final_{k}" if k.startswith("val_") else k): float(v)
-                            for k, v in metrics.items()})
+        mlflow.log_metrics(final_metrics(metrics))
         for r in search:  # the validation curve over C, as a metric history
             mlflow.log_metric("search_val_accuracy", r["val_accuracy"],
                               step=int(round(np.log10(r["C"]) * 100)))

@@ -127,7 +127,7 @@ def prepare_imdb(params: Params) -> dict:
             "bad_utf8": read_stats["bad_utf8"], "bad_utf8_files": read_stats["bad_utf8_files"],
             "empty_dropped": read_stats["empty_dropped"],
             # What was downloaded (URL, sha256, bytes, time): logged with every run on it.
-            "source": read_json(RAW_IMDB / "source.json")["source"],
+            "source": read_stats["source"],
         }
         write_json(out / "summary.json", summary)
     tqdm.write(f"prepared {len(index)} reviews, vocabulary {len(vocab)} "
