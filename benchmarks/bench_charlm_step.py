@@ -19,6 +19,12 @@ count), from which the floor of a step is FLOPs / rate:
 Element-wise gate maths, the embedding lookup, the loss, clipping and Adam are left out
 of the count (they are memory-bound and small next to the matmuls at these sizes).
 
+A second floor uses the step's own matrix shapes instead of one square matmul rate: the
+recurrence forces T products of only B rows ([B x H] @ [H x 4H]), and the output layer
+is only V columns wide; each shape's rate is measured and its FLOPs charged at that rate.
+It is the floor for any implementation of this model at this batch size, ours or the
+library's kernel.
+
     python benchmarks/bench_charlm_step.py                 # CPU (+ CUDA if available)
     python benchmarks/bench_charlm_step.py --device cuda   # CUDA only
 """
@@ -89,6 +95,37 @@ def matmul_rate(device: torch.device, n: int, repeats: int) -> list[float]:
     return [2 * n ** 3 * inner / t / 1e9 for t in times]
 
 
+def shape_floor_s(device: torch.device, batch: int, seq_len: int, embed: int, hidden: int,
+                  vocab: int, repeats: int) -> dict:
+    """Seconds of a step's matmuls, each GEMM shape timed on its own (forward shapes; the
+    backward's are charged at the same rates, 2x the FLOPs)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    g = torch.Generator(device="cpu").manual_seed(0)
+    shapes = {  # name: (rows, inner, cols, products per forward)
+        "input projection": (batch * seq_len, embed, 4 * hidden, 1),
+        "recurrent": (batch, hidden, 4 * hidden, seq_len),
+        "output layer": (batch * seq_len, hidden, vocab, 1),
+    }
+    out = {}
+    for name, (m, k, n, count) in shapes.items():
+        a = torch.randn(m, k, generator=g).to(device)
+        b = torch.randn(k, n, generator=g).to(device)
+        inner = max(1, int(2e8 // (2 * m * k * n)))  # ~0.2 GFLOP per timed sample
+        times = time_calls_n(lambda: torch.matmul(a, b), inner, repeats, sync)
+        rate = 2 * m * k * n / bu.median(times)
+        out[name] = {"gflops": rate / 1e9, "forward_s": 2 * m * k * n * count / rate}
+    out["step_s"] = 3 * sum(v["forward_s"] for v in out.values())
+    return out
+
+
+def time_calls_n(fn, inner: int, repeats: int, sync) -> list[float]:
+    """Seconds per call, each sample the mean of `inner` back-to-back calls."""
+    def run():
+        for _ in range(inner):
+            fn()
+    return [t / inner for t in bu.time_calls(run, repeats, warmup=2, sync=sync)]
+
+
 def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -> dict:
     from pipeline.data import random_windows
     from pipeline.models import CharLSTM
@@ -130,8 +167,9 @@ def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -
                                 args.repeats, warmup=args.warmup, sync=sync)
     rate_after = matmul_rate(device, args.matmul_size, args.matmul_repeats)
     rates = rate_before + rate_after
+    shapes = shape_floor_s(device, B, T, E, H, vocab, args.matmul_repeats * 2)
     return {"times": times, "rate": bu.median(rates), "rates": rates,
-            "flops": step_flops(B, T, E, H, vocab)}
+            "flops": step_flops(B, T, E, H, vocab), "shapes": shapes}
 
 
 def report(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
@@ -166,6 +204,12 @@ def report(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
         print(f"  (TF32 for matmul: {torch.backends.cuda.matmul.allow_tf32}, for cuDNN: "
               f"{torch.backends.cudnn.allow_tf32}; the floor on a GPU is far below a step "
               "this small, which is bound by kernel launches)")
+    shapes = r["shapes"]
+    shape_floor_ms = shapes["step_s"] * 1e3
+    print(f"floor at the step's own GEMM shapes: {shape_floor_ms:.1f} ms/step; (b) is "
+          f"{window_ms / shape_floor_ms:.2f}x that. Rates: " + ", ".join(
+              f"{name} {v['gflops']:.0f} GFLOP/s" for name, v in shapes.items()
+              if isinstance(v, dict)))
     print(f"target: (b) >= {target_loop:g}x faster than (a): {speedup:.2f}x -> "
           f"{bu.verdict(speedup >= target_loop)}")
     if not gpu:
@@ -184,6 +228,10 @@ def report(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
     rec.add("floor_ms", floor_ms, "ms", **common)
     rec.add("window_vs_floor", vs_floor, "x", target=None if gpu else f"<={TARGET_VS_FLOOR}",
             met=None if gpu else vs_floor <= TARGET_VS_FLOOR, **common)
+    rec.add("shape_floor_ms", shape_floor_ms, "ms",
+            gemm_gflops={k: round(v["gflops"], 1) for k, v in shapes.items() if isinstance(v, dict)},
+            **common)
+    rec.add("window_vs_shape_floor", window_ms / shape_floor_ms, "x", **common)
     if gpu and cpu_loop_ms is not None:
         rec.add("speedup_window_gpu_vs_loop_cpu", cpu_loop_ms / window_ms, "x", **common)
 

@@ -61,7 +61,7 @@ def _stage(name: str, module: str, func: str, doc: str):
     @main.command(name, help=doc)
     @PARAMS_OPTION
     def command(params_path: Path) -> None:
-        if name.startswith("train-"):
+        if name.startswith(("train-", "pretrain-")):
             _maybe_relaunch_distributed(name, params_path)
         import importlib
         _run(getattr(importlib.import_module(f".stages.{module}", __package__), func), params_path)
@@ -90,6 +90,8 @@ _stage("prepare-imdb", "imdb", "prepare_imdb",
        "Tokenise every review once; split; build the vocabulary; encode to arrays.")
 _stage("prepare-gutenberg", "gutenberg", "prepare_gutenberg",
        "Character vocabulary, encoded text and the held-out tail.")
+_stage("pretrain-sentiment", "pretrain", "pretrain_sentiment",
+       "Pretrain the sentiment model's embedding + LSTM as a word LM on the training reviews.")
 _stage("train-sentiment", "sentiment", "train_sentiment",
        "Train the review classifier (gradient clipping, checkpoints, MLflow).")
 _stage("evaluate-sentiment", "sentiment", "evaluate_sentiment",

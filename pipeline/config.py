@@ -85,10 +85,15 @@ class SentimentParams:
     scheduler: str = "none"
     clip_grad_norm: float = 1.0
     patience: Optional[int] = None
+    pretrained: bool = False
+    encoder_lr_scale: float = 1.0
 
     def validate(self) -> None:
+        if self.pretrained and self.bidirectional:
+            raise ConfigError("sentiment.pretrained needs a unidirectional LSTM: the "
+                              "pretrained language model reads left to right")
         for name in ("embed_dim", "hidden_size", "num_layers", "fc_size", "batch_size", "epochs",
-                     "lr", "clip_grad_norm"):
+                     "lr", "clip_grad_norm", "encoder_lr_scale"):
             _positive(f"sentiment.{name}", getattr(self, name))
         for name in ("head_tokens", "tail_tokens", "patience"):
             _positive(f"sentiment.{name}", getattr(self, name), allow_none=True)
@@ -100,6 +105,39 @@ class SentimentParams:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"sentiment.{name} must be in [0, 1), "
                                   f"got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """The word language model whose embedding and LSTM start the sentiment model
+    (`sentiment.pretrained`). Its sizes are the sentiment model's; these are its training
+    knobs. The book has no such stage."""
+    dropout: float = 0.1
+    seq_len: int = 70
+    batch_size: int = 64
+    steps: int = 2000
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    clip_grad_norm: float = 1.0
+    eval_every: int = 500
+    eval_tokens: int = 200_000
+    cutoffs: tuple = (2000, 10000)
+    patience: Optional[int] = None
+
+    def validate(self) -> None:
+        for name in ("seq_len", "batch_size", "steps", "lr", "clip_grad_norm", "eval_every",
+                     "eval_tokens"):
+            _positive(f"pretrain.{name}", getattr(self, name))
+        _positive("pretrain.patience", self.patience, allow_none=True)
+        _choice("pretrain.scheduler", self.scheduler, ("none", "cosine"))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"pretrain.dropout must be in [0, 1), got {self.dropout}")
+        if list(self.cutoffs) != sorted(set(self.cutoffs)) or not self.cutoffs:
+            raise ConfigError(f"pretrain.cutoffs must be increasing word ranks, got {self.cutoffs}")
+        for c in self.cutoffs:
+            if not isinstance(c, int) or isinstance(c, bool) or c <= 0:
+                raise ConfigError(f"pretrain.cutoffs must be positive integers, got {c!r}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +214,7 @@ class Params:
     imdb: ImdbParams = field(default_factory=ImdbParams)
     gutenberg: GutenbergParams = field(default_factory=GutenbergParams)
     sentiment: SentimentParams = field(default_factory=SentimentParams)
+    pretrain: PretrainParams = field(default_factory=PretrainParams)
     baseline: BaselineParams = field(default_factory=BaselineParams)
     charlm: CharLMParams = field(default_factory=CharLMParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -183,8 +222,8 @@ class Params:
     def validate(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        for section in (self.imdb, self.gutenberg, self.sentiment, self.baseline, self.charlm,
-                        self.train):
+        for section in (self.imdb, self.gutenberg, self.sentiment, self.pretrain, self.baseline,
+                        self.charlm, self.train):
             section.validate()
 
 
@@ -197,7 +236,7 @@ def _build(cls, values: dict, where: str):
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
-    for name in ("sample_temperatures", "c_values"):  # YAML lists -> hashable tuples
+    for name in ("sample_temperatures", "c_values", "cutoffs"):  # YAML lists -> hashable tuples
         if name in values and name in known:
             if not isinstance(values[name], (list, tuple)):
                 raise ConfigError(f"{where}.{name} must be a list, got {values[name]!r}")

@@ -82,9 +82,62 @@ class CharLSTM(nn.Module):
         return self.fc(self.dropout(out)), state
 
 
+class WordLM(nn.Module):
+    """The sentiment model's encoder (embedding + LSTM: same shapes, same parameter names)
+    trained to predict the next word of the training reviews: pretraining on the reviews'
+    own text. An adaptive softmax (frequent words get full-width scores, rare words share
+    narrow clusters) keeps a 68k-word output affordable on a CPU."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, cutoffs: tuple = (2000, 10000)):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        # Cutoffs past a small (smoke-run) vocabulary are dropped.
+        cutoffs = [c for c in cutoffs if c < vocab_size - 1] or [max(1, vocab_size // 2)]
+        self.softmax = nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, cutoffs,
+                                                     div_value=4.0)
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor, state=None):
+        """Summed negative log-likelihood of `targets` (the next words), and the state."""
+        out, state = self.lstm(self.dropout(self.embedding(x)), state)
+        out = self.dropout(out)
+        nll = -self.softmax(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1)).output
+        return nll.sum(), state
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights the sentiment model starts from."""
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()
+                if k.startswith(ENCODER_PREFIXES)}
+
+
+ENCODER_PREFIXES = ("embedding.", "lstm.")
+
+
+def load_encoder(model: SentimentLSTM, encoder_state: dict[str, torch.Tensor]) -> None:
+    """Start `model` from a pretrained embedding + LSTM; the rest keeps its initial values."""
+    own = model.state_dict()
+    mismatched = [f"{k}: pretrained {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in encoder_state.items() if k in own and own[k].shape != v.shape]
+    unknown = sorted(set(encoder_state) - set(own))
+    if mismatched or unknown or not encoder_state:
+        raise ValueError("the pretrained encoder does not fit this sentiment model ("
+                         + "; ".join(mismatched + [f"unknown {k}" for k in unknown])
+                         + "): sentiment.embed_dim, hidden_size and num_layers must be the "
+                           "ones it was pretrained with (re-run pretrain_sentiment)")
+    model.load_state_dict(encoder_state, strict=False)
+
+
 def build_sentiment(vocab_size: int, p) -> SentimentLSTM:
     return SentimentLSTM(vocab_size, p.embed_dim, p.hidden_size, p.num_layers,
                          p.bidirectional, p.dropout, p.fc_size, p.pooling, p.word_dropout)
+
+
+def build_word_lm(vocab_size: int, sentiment, pretrain) -> WordLM:
+    return WordLM(vocab_size, sentiment.embed_dim, sentiment.hidden_size, sentiment.num_layers,
+                  pretrain.dropout, pretrain.cutoffs)
 
 
 def build_charlm(vocab_size: int, p) -> CharLSTM:

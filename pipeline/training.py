@@ -117,6 +117,9 @@ class LoopConfig:
     checkpoint_every: int
     amp: bool = False
     log_every: int = 50
+    # Learning-rate multipliers by parameter-name prefix, e.g. {"lstm.": 0.3}: a pretrained
+    # encoder is fine-tuned slower than the new layers on top of it.
+    lr_scales: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -133,13 +136,24 @@ def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, total_steps: int):
     # The fused CUDA kernel does the whole update in one launch (small steps are
     # launch-bound on a GPU).
     fused = next(model.parameters()).device.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+    params = _param_groups(model, cfg.lr, cfg.lr_scales) if cfg.lr_scales else model.parameters()
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=fused or None)
     if cfg.scheduler == "cosine":
         schedule = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     else:
         schedule = lambda step: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def _param_groups(model: torch.nn.Module, lr: float, scales: dict) -> list[dict]:
+    """One optimizer group per learning rate; the unscaled group first (its rate is the
+    one logged)."""
+    groups: dict[float, list] = {1.0: []}
+    for name, param in model.named_parameters():
+        scale = next((s for prefix, s in scales.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault(scale, []).append(param)
+    return [{"params": params, "lr": lr * scale} for scale, params in groups.items() if params]
 
 
 def _rng_state() -> dict:

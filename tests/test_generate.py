@@ -221,6 +221,11 @@ def test_bad_choice_names_the_key(tmp_path, section, key, value):
     ("baseline", "c_values", [1.0, -3.0]),
     ("baseline", "c_values", []),
     ("baseline", "c_values", 10),
+    ("pretrain", "cutoffs", [10000, 2000]),
+    ("pretrain", "cutoffs", [0, 2000]),
+    ("pretrain", "cutoffs", []),
+    ("pretrain", "steps", 0),
+    ("pretrain", "dropout", -0.1),
 ])
 def test_bad_numbers_name_the_key(tmp_path, section, key, value):
     raw = _raw()
@@ -233,6 +238,13 @@ def test_head_and_tail_tokens_go_together(tmp_path):
     raw = _raw()
     raw["sentiment"]["head_tokens"], raw["sentiment"]["tail_tokens"] = 100, None
     with pytest.raises(ConfigError, match="head_tokens"):
+        load_params(_write(tmp_path, raw))
+
+
+def test_pretrained_needs_a_unidirectional_model(tmp_path):
+    raw = _raw()
+    raw["sentiment"]["pretrained"], raw["sentiment"]["bidirectional"] = True, True
+    with pytest.raises(ConfigError, match="sentiment.pretrained"):
         load_params(_write(tmp_path, raw))
 
 

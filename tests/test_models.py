@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models import CharLSTM, SentimentLSTM
+from pipeline.models import CharLSTM, SentimentLSTM, WordLM, load_encoder
 from pipeline.text import PAD_ID, UNK_ID
 
 VOCAB = 40
@@ -62,6 +62,58 @@ def test_charlstm_shapes(num_layers):
     l1, s1 = model(x[:, :5])
     l2, _ = model(x[:, 5:], s1)
     torch.testing.assert_close(torch.cat([l1, l2], dim=1), logits, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- pretraining
+def _word_lm(**kw) -> WordLM:
+    torch.manual_seed(1)
+    args = dict(embed_dim=8, hidden_size=6, cutoffs=(10, 20))
+    args.update(kw)
+    return WordLM(VOCAB, **args)
+
+
+def test_word_lm_nll_is_the_sum_of_next_word_losses():
+    lm = _word_lm().eval()
+    x, y = torch.randint(0, VOCAB, (3, 7)), torch.randint(0, VOCAB, (3, 7))
+    nll, (h, c) = lm(x, y)
+    assert h.shape == (1, 3, 6) and c.shape == (1, 3, 6)
+    out, _ = lm.lstm(lm.embedding(x))
+    log_probs = lm.softmax.log_prob(out.reshape(-1, 6))
+    # A proper distribution over the whole vocabulary, and the loss reads it at the targets.
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(21))
+    torch.testing.assert_close(nll, -log_probs.gather(1, y.reshape(-1, 1)).sum())
+    # The state carries on: two halves with the state passed equal one call.
+    n1, s1 = lm(x[:, :3], y[:, :3])
+    n2, _ = lm(x[:, 3:], y[:, 3:], s1)
+    torch.testing.assert_close(n1 + n2, nll)
+
+
+def test_word_lm_keeps_cutoffs_inside_a_small_vocabulary():
+    assert _word_lm(cutoffs=(2000, 10000)).softmax.cutoffs == [VOCAB // 2, VOCAB]
+    assert _word_lm(cutoffs=(10, 2000)).softmax.cutoffs == [10, VOCAB]
+
+
+def test_sentiment_model_starts_from_the_pretrained_encoder():
+    lm = _word_lm(cutoffs=(10, 20))
+    encoder = lm.encoder_state_dict()
+    assert encoder and all(k.startswith(("embedding.", "lstm.")) for k in encoder)
+    model = _model()
+    untouched = model.fc[0].weight.clone()
+    load_encoder(model, encoder)
+    torch.testing.assert_close(model.embedding.weight, lm.embedding.weight)
+    torch.testing.assert_close(model.lstm.weight_hh_l0, lm.lstm.weight_hh_l0)
+    torch.testing.assert_close(model.fc[0].weight, untouched)
+
+
+@pytest.mark.parametrize("kw", [{"hidden_size": 7}, {"embed_dim": 9}, {"num_layers": 2}])
+def test_an_encoder_of_other_sizes_is_refused_by_name(kw):
+    encoder = _word_lm(**kw).encoder_state_dict()
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="embed_dim, hidden_size and num_layers"):
+        load_encoder(model, encoder)
+    for k, v in model.state_dict().items():  # nothing half-loaded
+        torch.testing.assert_close(v, before[k])
 
 
 # --------------------------------------------------------------------------- word dropout

@@ -9,6 +9,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.download import sha256_file
 from tests.http_server import LocalHTTPServer
 from tests.repo import ALL_STAGES, make_repo, run, serve_fixtures, stages_run
 
@@ -95,6 +96,25 @@ def test_sentiment_run_is_tracked(repo):
     # The logged model is registered and points back to this run.
     versions = c.search_model_versions("name='sentiment-lstm'")
     assert [v.run_id for v in versions] == [r.info.run_id]
+
+
+def test_pretraining_reads_only_training_reviews_and_is_tracked(repo):
+    c, r = only_run(repo, "sentiment_lm", "pretrain_sentiment")
+    import pandas as pd
+    table = pd.read_parquet(repo / "data/prepared/imdb/reviews.parquet")
+    train = table[table["split"] == "train"]
+    # Every training review whole plus its end marker, and nothing else (no test text).
+    assert int(r.data.params["train_words"]) == int(train["n_tokens"].sum()) + len(train)
+    assert r.data.params["pretrain.steps"] == "20"
+    assert r.data.params["sentiment.hidden_size"] == "16"
+    assert len(c.get_metric_history(r.info.run_id, "val_perplexity")) == 2
+    assert {"outputs/encoder.pt", "outputs/vocab.txt"} <= {
+        a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
+    # The sentiment run records which encoder it started from.
+    _, lstm = only_run(repo, "sentiment", "train_sentiment")
+    assert lstm.data.params["sentiment.pretrained"] == "True"
+    assert lstm.data.params["pretrained_encoder_sha256"] == sha256_file(
+        repo / "data/models/sentiment_lm/encoder.pt")
 
 
 def test_charlm_run_is_tracked(repo):

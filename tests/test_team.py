@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.http_server import LocalHTTPServer
@@ -39,7 +40,7 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-SENTIMENT_STAGES = {"acquire_imdb", "prepare_imdb", "train_sentiment"}
+SENTIMENT_STAGES = {"acquire_imdb", "prepare_imdb", "pretrain_sentiment", "train_sentiment"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -243,6 +244,9 @@ def test_unreachable_tracking_server_fails_fast(server_repo, tmp_path):
                     ignore=lambda d, names: [n for n in names if n in ("models", "checkpoints")
                                              and Path(d).name == "data"])
     assert (repo / "data/prepared/imdb").is_dir()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["sentiment"]["pretrained"] = False  # the word LM went with data/models
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     uri = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     start = time.monotonic()
     proc = run(["python", "-m", "pipeline", "train-sentiment"], repo, check=False,

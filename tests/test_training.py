@@ -395,3 +395,30 @@ def test_make_optimizer_schedules():
             if i == 4 and name == "cosine":
                 assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
         assert opt.param_groups[0]["lr"] == pytest.approx(expect_end, abs=1e-12)
+
+
+def test_lr_scales_give_prefixed_parameters_their_own_scheduled_rate():
+    model = ToyRNN()
+    opt, sched = make_optimizer(model, config(lr=0.1, scheduler="cosine",
+                                              lr_scales={"lstm.": 0.25}), total_steps=10)
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert rate[id(model.lstm.weight_hh_l0)] == pytest.approx(0.025)
+    assert rate[id(model.head.weight)] == pytest.approx(0.1)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # the logged rate: unscaled
+    assert sorted(map(id, model.parameters())) == sorted(rate)  # every parameter, once
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert rate[id(model.lstm.weight_hh_l0)] == pytest.approx(0.0125)  # same cosine
+    assert rate[id(model.head.weight)] == pytest.approx(0.05)
+
+
+def test_a_slower_encoder_moves_less():
+    moved = {}
+    for scale in (1.0, 0.1):
+        model = ToyRNN(dropout=0.0)
+        start = model.lstm.weight_hh_l0.detach().clone()
+        fit(model, ToyTask(seed=0, n_rounds=1), config(lr_scales={"lstm.": scale}), CPU)
+        moved[scale] = (model.lstm.weight_hh_l0.detach() - start).abs().sum().item()
+    assert moved[0.1] < moved[1.0] / 3

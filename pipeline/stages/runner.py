@@ -16,35 +16,45 @@ from ..training import FitResult, LoopConfig, Task, fit, is_main, world
 from .common import CHECKPOINTS, PLOTS, fingerprint, read_json, staged_dir, write_json
 
 
-def loop_config(section, params: Params) -> LoopConfig:
+def loop_config(section, params: Params, lr_scales: dict | None = None) -> LoopConfig:
     return LoopConfig(lr=section.lr, weight_decay=section.weight_decay,
                       scheduler=section.scheduler, clip_grad_norm=section.clip_grad_norm,
                       patience=section.patience, checkpoint_every=params.train.checkpoint_every,
-                      amp=params.train.amp)
+                      amp=params.train.amp, lr_scales=lr_scales or {})
 
 
 def train_and_track(name: str, params: Params, section, model: torch.nn.Module, task: Task,
                     device: torch.device, data_dir: Path, model_dir: Path,
                     write_extra: Callable[[Path], None], log_model: Callable[[Path], object],
-                    curves: list[str]) -> FitResult:
-    """Train `model` on `task` inside the MLflow run of experiment `name`; write the best
-    weights and everything needed to use them into `model_dir`."""
+                    curves: list[str], experiment: str | None = None,
+                    stage: str | None = None, extra_params: dict | None = None,
+                    lr_scales: dict | None = None) -> FitResult:
+    """Train `model` on `task` inside an MLflow run of `experiment` (default: `name`);
+    write the best weights and everything needed to use them into `model_dir`.
+    `name` is the params section, and names checkpoints, plots and (default) the stage;
+    `extra_params`: other values the run depends on (logged, and part of the checkpoint's
+    fingerprint); `lr_scales`: learning-rate multipliers by parameter-name prefix."""
     data_info = read_json(data_dir / "summary.json")
-    fp = fingerprint(flatten(section), params.seed, flatten(params.train), data_info)
+    extra_params = extra_params or {}
+    fp = fingerprint(flatten(section), params.seed, flatten(params.train), data_info,
+                     extra_params)
     ckpt_dir = CHECKPOINTS / name
     if not is_main():  # under torchrun, rank 0 alone tracks and writes outputs
-        return fit(model, task, loop_config(section, params), device, ckpt_dir / "checkpoint.pt", fp)
+        return fit(model, task, loop_config(section, params, lr_scales), device,
+                   ckpt_dir / "checkpoint.pt", fp)
     import mlflow
     from .. import tracking
-    with tracking.start_run(name, f"train_{name}", str(device), ckpt_dir / "run.json", fp):
+    with tracking.start_run(experiment or name, stage or f"train_{name}", str(device),
+                            ckpt_dir / "run.json", fp):
         tracking.log_params({**flatten(section, f"{name}."), **flatten(params.train, "train."),
+                             **extra_params,
                              "seed": params.seed, "device": params.device,
                              "world_size": world()[1],
                              "device_used": str(device),
                              "threads": torch.get_num_threads(),
                              **{f"data.{k}": v for k, v in flatten(data_info).items()
                                 if not isinstance(v, list)}})
-        result = fit(model, task, loop_config(section, params), device,
+        result = fit(model, task, loop_config(section, params, lr_scales), device,
                      ckpt_dir / "checkpoint.pt", fp,
                      log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
         model.load_state_dict(result.best_state)
@@ -54,7 +64,8 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
         with staged_dir(model_dir) as out:
             torch.save(result.best_state, out / "model.pt")
             write_json(out / "model.json", {
-                "params": dataclasses.asdict(section), "best_round": result.best_round,
+                "params": dataclasses.asdict(section), **extra_params,
+                "best_round": result.best_round,
                 "best_step": result.best_step, "best_metrics": result.best_metrics,
                 "stopped_early": result.stopped_early, "rounds_run": len(result.history)})
             history.to_csv(out / "history.csv", index=False)

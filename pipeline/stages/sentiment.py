@@ -10,11 +10,14 @@ import torch.nn.functional as F
 
 from ..config import Params, SentimentParams
 from ..data import ReviewSet, load_reviews
+from ..download import sha256_file
 from ..evaluation import classification_metrics, plot_confusion, predict_reviews
-from ..models import build_sentiment
+from ..models import ENCODER_PREFIXES, build_sentiment, load_encoder
 from ..text import Vocab
 from ..training import setup_runtime, shard, world
-from .common import METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json, require, write_json
+from .common import (METRICS, MODEL_SENTIMENT, MODEL_SENTIMENT_LM, PLOTS, PREPARED_IMDB,
+                     read_json, require, write_json)
+from .pretrain import pretrained_encoder
 from .runner import final_metrics, train_and_track
 
 
@@ -69,12 +72,19 @@ def train_sentiment(params: Params) -> dict:
     splits = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
     model = build_sentiment(len(vocab), p)
+    provenance, lr_scales = {}, {}
+    if p.pretrained:
+        load_encoder(model, pretrained_encoder())
+        provenance["pretrained_encoder_sha256"] = sha256_file(MODEL_SENTIMENT_LM / "encoder.pt")
+        # A discriminative rate (ULMFiT): the encoder may learn slower than the fresh head.
+        lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES}
     task = SentimentTask(splits["train"], splits["val"], p, params.seed, device)
     result = train_and_track(
         "sentiment", params, p, model, task, device, PREPARED_IMDB, MODEL_SENTIMENT,
         write_extra=lambda out: shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt"),
         log_model=log_sentiment_model,
-        curves=["train_loss", "val_loss", "val_accuracy"])
+        curves=["train_loss", "val_loss", "val_accuracy"], extra_params=provenance,
+        lr_scales=lr_scales)
     return {"best_epoch": result.best_round, **result.best_metrics}
 
 
