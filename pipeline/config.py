@@ -85,12 +85,13 @@ class SentimentParams:
     scheduler: str = "none"
     clip_grad_norm: float = 1.0
     patience: Optional[int] = None
-    pretrained: bool = False
+    pretrained: str = "none"
     encoder_lr_scale: float = 1.0
 
     def validate(self) -> None:
-        if self.pretrained and self.bidirectional:
-            raise ConfigError("sentiment.pretrained needs a unidirectional LSTM: the "
+        _choice("sentiment.pretrained", self.pretrained, ("none", "embeddings", "lm"))
+        if self.pretrained == "lm" and self.bidirectional:
+            raise ConfigError("sentiment.pretrained: lm needs a unidirectional LSTM: the "
                               "pretrained language model reads left to right")
         for name in ("embed_dim", "hidden_size", "num_layers", "fc_size", "batch_size", "epochs",
                      "lr", "clip_grad_norm", "encoder_lr_scale"):
@@ -109,9 +110,10 @@ class SentimentParams:
 
 @dataclass(frozen=True)
 class PretrainParams:
-    """The word language model whose embedding and LSTM start the sentiment model
-    (`sentiment.pretrained`). Its sizes are the sentiment model's; these are its training
-    knobs. The book has no such stage."""
+    """What the sentiment model starts from (`sentiment.pretrained`): word vectors
+    (`embedding_window`) or a word language model (the rest). Sizes are the sentiment
+    model's; these are the training knobs. The book has no such stage."""
+    embedding_window: int = 5
     dropout: float = 0.1
     seq_len: int = 70
     batch_size: int = 64
@@ -126,8 +128,8 @@ class PretrainParams:
     patience: Optional[int] = None
 
     def validate(self) -> None:
-        for name in ("seq_len", "batch_size", "steps", "lr", "clip_grad_norm", "eval_every",
-                     "eval_tokens"):
+        for name in ("embedding_window", "seq_len", "batch_size", "steps", "lr",
+                     "clip_grad_norm", "eval_every", "eval_tokens"):
             _positive(f"pretrain.{name}", getattr(self, name))
         _positive("pretrain.patience", self.patience, allow_none=True)
         _choice("pretrain.scheduler", self.scheduler, ("none", "cosine"))

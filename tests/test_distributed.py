@@ -22,7 +22,7 @@ def repo(tmp_path_factory):
     overrides = serve_fixtures(server, work)
     # Dropout masks are drawn per process, so 2 processes can equal 1 only without it.
     overrides["charlm"] = {"mode": "tbptt", "seq_len": 20, "dropout": 0.0}
-    overrides["sentiment"] = {"dropout": 0.0, "word_dropout": 0.0, "pretrained": False}
+    overrides["sentiment"] = {"dropout": 0.0, "word_dropout": 0.0, "pretrained": "none"}
     repo = make_repo(work / "repo", overrides)
     run(["dvc", "repro", "prepare_imdb", "prepare_gutenberg"], repo)
     yield repo

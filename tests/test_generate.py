@@ -226,6 +226,9 @@ def test_bad_choice_names_the_key(tmp_path, section, key, value):
     ("pretrain", "cutoffs", []),
     ("pretrain", "steps", 0),
     ("pretrain", "dropout", -0.1),
+    ("pretrain", "embedding_window", 0),
+    ("sentiment", "pretrained", "word2vec"),
+    ("sentiment", "pretrained", True),
 ])
 def test_bad_numbers_name_the_key(tmp_path, section, key, value):
     raw = _raw()
@@ -241,11 +244,14 @@ def test_head_and_tail_tokens_go_together(tmp_path):
         load_params(_write(tmp_path, raw))
 
 
-def test_pretrained_needs_a_unidirectional_model(tmp_path):
+def test_pretrained_lm_needs_a_unidirectional_model(tmp_path):
     raw = _raw()
-    raw["sentiment"]["pretrained"], raw["sentiment"]["bidirectional"] = True, True
+    raw["sentiment"]["pretrained"], raw["sentiment"]["bidirectional"] = "lm", True
     with pytest.raises(ConfigError, match="sentiment.pretrained"):
         load_params(_write(tmp_path, raw))
+    # Word vectors suit either direction.
+    raw["sentiment"]["pretrained"] = "embeddings"
+    assert load_params(_write(tmp_path, raw)).sentiment.bidirectional
 
 
 def test_missing_params_file(tmp_path):

@@ -112,7 +112,7 @@ def test_pretraining_reads_only_training_reviews_and_is_tracked(repo):
         a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
     # The sentiment run records which encoder it started from.
     _, lstm = only_run(repo, "sentiment", "train_sentiment")
-    assert lstm.data.params["sentiment.pretrained"] == "True"
+    assert lstm.data.params["sentiment.pretrained"] == "lm"
     assert lstm.data.params["pretrained_encoder_sha256"] == sha256_file(
         repo / "data/models/sentiment_lm/encoder.pt")
 

@@ -93,7 +93,7 @@ def test_encoder_of_another_vocabulary_is_refused(tmp_path):
 def test_pretraining_off_writes_a_note_and_no_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stage writes under ./data and ./plots
     note = pretrain_sentiment(Params())  # the book's recipe: no pretraining
-    assert note["pretrained"] is False
+    assert note["pretrained"] == "none"
     out = tmp_path / "data/models/sentiment_lm"
     assert sorted(p.name for p in out.iterdir()) == ["skipped.json"]
     assert (tmp_path / "plots/pretrain/history.csv").read_text().startswith("round,step,")

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.download import sha256_file
 from tests.http_server import LocalHTTPServer
 from tests.repo import ALL_STAGES, env, make_repo, run, serve_fixtures, stages_run
 
@@ -190,9 +191,11 @@ def mlflow_server(postgres, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server_repo(mlflow_server, fixture_urls, tmp_path_factory):
-    """The sentiment branch of the pipeline, tracked on the server."""
+    """The sentiment branch of the pipeline, tracked on the server, starting from word
+    vectors (the default; tests/test_pipeline.py runs the word LM)."""
     uri, _ = mlflow_server
-    repo = make_repo(tmp_path_factory.mktemp("server") / "repo", fixture_urls)
+    repo = make_repo(tmp_path_factory.mktemp("server") / "repo",
+                     {**fixture_urls, "sentiment": {"pretrained": "embeddings"}})
     proc = run(["dvc", "repro", "train_sentiment"], repo,
                extra_env={"MLFLOW_TRACKING_URI": uri})
     assert set(stages_run(proc.stdout)) == SENTIMENT_STAGES
@@ -222,6 +225,15 @@ def test_pipeline_tracks_to_mlflow_server_on_postgres(server_repo, mlflow_server
     assert r.data.params["sentiment.epochs"] == "2"
     assert r.data.params["seed"] == "1"
     assert r.data.tags["dvc_stage"] == "train_sentiment"
+    assert r.data.params["sentiment.pretrained"] == "embeddings"
+    # The word vectors' run: in its own experiment, on the server, with its summary.
+    [vectors] = client.search_runs([client.get_experiment_by_name("sentiment_lm").experiment_id])
+    assert vectors.data.tags["dvc_stage"] == "pretrain_sentiment"
+    assert vectors.data.metrics["ppmi_pairs"] > 0
+    assert r.data.params["pretrained_encoder_sha256"] == sha256_file(
+        server_repo / "data/models/sentiment_lm/encoder.pt")
+    assert [a.path for a in client.list_artifacts(vectors.info.run_id, "outputs")] == [
+        "outputs/embeddings.json"]
     for metric in ("train_loss", "val_accuracy"):
         history = client.get_metric_history(r.info.run_id, metric)
         assert len(history) == 2, (metric, history)  # one point per epoch
@@ -245,7 +257,7 @@ def test_unreachable_tracking_server_fails_fast(server_repo, tmp_path):
                                              and Path(d).name == "data"])
     assert (repo / "data/prepared/imdb").is_dir()
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["sentiment"]["pretrained"] = False  # the word LM went with data/models
+    params["sentiment"]["pretrained"] = "none"  # the word vectors went with data/models
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     uri = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     start = time.monotonic()

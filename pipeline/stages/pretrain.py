@@ -1,31 +1,41 @@
-"""Pretraining stage: a word language model on the training reviews' own text, whose
-embedding and LSTM then start the sentiment model (`sentiment.pretrained`).
+"""Pretraining stage: what the sentiment model starts from, learned from the training
+reviews' own text (`sentiment.pretrained`):
+
+- `embeddings`: word vectors from co-occurrence counts (PPMI + SVD, seconds), the
+  classifier's embedding starts from them;
+- `lm`: a word language model, whose embedding and LSTM start the classifier. Reviews are
+  read whole, in a seeded random order, each followed by <pad> as an end-of-review word,
+  as `batch_size` contiguous streams with truncated BPTT, like the char LM's tbptt mode;
+- `none`: nothing (the book).
 
 Only the training part of the training reviews is read: never validation (except to
-measure the LM) and never test text. Reviews are read whole, in a seeded random order,
-each followed by <pad> as an end-of-review word, as `batch_size` contiguous streams with
-truncated BPTT, like the char LM's tbptt mode.
+measure the LM) and never test text.
 """
 from __future__ import annotations
 
 import math
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Params
+from .. import embeddings
+from ..config import Params, flatten
 from ..data import ReviewSet, StreamBatches, iterate_streams, load_reviews
 from ..evaluation import plot_history
 from ..models import build_word_lm
 from ..text import PAD_ID, Vocab
 from ..training import setup_runtime
 from .charlm import CharTask
-from .common import MODEL_SENTIMENT_LM, PLOTS, PREPARED_IMDB, require, staged_dir, write_json
-from .runner import train_and_track
+from .common import (MODEL_SENTIMENT_LM, PLOTS, PREPARED_IMDB, read_json, require, staged_dir,
+                     write_json)
+from .runner import final_metrics, train_and_track
 
 EVAL_STREAMS = 64
+# Words whose nearest neighbours show whether the vectors learned anything.
+PROBE_WORDS = ["great", "awful", "boring", "funny", "recommend", "waste", "actor", "hitchcock"]
 
 
 def review_stream(reviews: ReviewSet, seed: int | None = None) -> torch.Tensor:
@@ -69,9 +79,61 @@ class WordLMTask(CharTask):
 
 
 def pretrain_sentiment(params: Params) -> dict:
-    p, s = params.pretrain, params.sentiment
-    if not s.pretrained:
+    kind = params.sentiment.pretrained
+    if kind == "none":
         return _skip()
+    if kind == "embeddings":
+        return pretrain_embeddings(params)
+    return pretrain_lm(params)
+
+
+def pretrain_embeddings(params: Params) -> dict:
+    """PPMI + SVD word vectors of the training reviews, as an embedding-only encoder."""
+    import mlflow
+    from .. import tracking  # mlflow: imported only where a run is logged
+    p, s = params.pretrain, params.sentiment
+    require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
+    started = time.perf_counter()
+    splits = load_reviews(PREPARED_IMDB)  # whole reviews
+    vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
+    stream = review_stream(splits["train"]).numpy()  # training reviews only, <pad>-separated
+    counts = embeddings.cooccurrence(stream, PAD_ID, len(vocab), p.embedding_window)
+    weighted = embeddings.ppmi(counts)
+    vectors = embeddings.svd_vectors(weighted, s.embed_dim, params.seed)
+    vectors[PAD_ID] = 0.0  # the classifier's padding_idx row
+    summary = {"train_words": int((stream != PAD_ID).sum()), "cooccurring_pairs": counts.nnz,
+               "ppmi_pairs": weighted.nnz,
+               "nearest": embeddings.nearest(vectors, vocab.itos, PROBE_WORDS)}
+    seconds = round(time.perf_counter() - started, 1)  # not in the outputs: they repeat exactly
+
+    exp_id = tracking.experiment_id(tracking.connect(), "sentiment_lm")
+    with mlflow.start_run(experiment_id=exp_id, run_name="ppmi-svd",
+                          tags={**tracking.run_tags("pretrain_sentiment", "cpu"),
+                                "model_type": "ppmi-svd"}):
+        with staged_dir(MODEL_SENTIMENT_LM) as out:
+            torch.save({"embedding.weight": torch.from_numpy(vectors)}, out / "encoder.pt")
+            shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt")
+            write_json(out / "embeddings.json", summary)
+        tracking.log_params({"seed": params.seed, "sentiment.pretrained": s.pretrained,
+                             "sentiment.embed_dim": s.embed_dim,
+                             "pretrain.embedding_window": p.embedding_window,
+                             **{f"data.{k}": v for k, v in flatten(
+                                 read_json(PREPARED_IMDB / "summary.json")).items()
+                                if not isinstance(v, list)}})
+        mlflow.log_metrics(final_metrics({**{k: v for k, v in summary.items() if k != "nearest"},
+                                          "seconds": seconds}))
+        mlflow.log_artifact(str(MODEL_SENTIMENT_LM / "embeddings.json"), "outputs")
+    _empty_curves("word LM pretraining: none (sentiment.pretrained: embeddings)")
+    for word, near in summary["nearest"].items():
+        print(f"{word:>10}: {' '.join(near)}")
+    print(f"PPMI-SVD word vectors ({s.embed_dim} dims) of {summary['train_words']:,} training "
+          f"words in {seconds:.0f} s -> {MODEL_SENTIMENT_LM / 'encoder.pt'}")
+    return summary
+
+
+def pretrain_lm(params: Params) -> dict:
+    """A word LM of the classifier's shape; its embedding + LSTM are the encoder."""
+    p, s = params.pretrain, params.sentiment
     device = setup_runtime(params.seed, params.device, params.train.deterministic,
                            params.train.num_threads)
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
@@ -96,25 +158,30 @@ def pretrain_sentiment(params: Params) -> dict:
 
 
 def _skip() -> dict:
-    """DVC has no optional stages: with `sentiment.pretrained: false` this stage writes
+    """DVC has no optional stages: with `sentiment.pretrained: none` this stage writes
     only a note (and empty curves), so `dvc repro` spends no time on a model nobody reads.
-    Turning the flag on changes this stage's params, and DVC re-runs it for real."""
-    note = {"pretrained": False, "note": "sentiment.pretrained is false: no word LM trained"}
+    Changing the choice changes this stage's params, and DVC re-runs it for real."""
+    note = {"pretrained": "none", "note": "sentiment.pretrained is none: nothing pretrained"}
     with staged_dir(MODEL_SENTIMENT_LM) as out:
         write_json(out / "skipped.json", note)
-    plot_dir = PLOTS / "pretrain"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(columns=["round", "step", "train_loss", "val_loss", "val_perplexity"]).to_csv(
-        plot_dir / "history.csv", index=False)
-    plot_history([], "step", ["train_loss", "val_loss"], plot_dir / "learning_curves.png",
-                 "word LM pretraining: off (sentiment.pretrained: false)")
+    _empty_curves("word LM pretraining: off (sentiment.pretrained: none)")
     print(note["note"])
     return note
 
 
+def _empty_curves(title: str) -> None:
+    """The declared LM curves, empty, for the choices that train no LM."""
+    plot_dir = PLOTS / "pretrain"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns=["round", "step", "train_loss", "val_loss", "val_perplexity"]).to_csv(
+        plot_dir / "history.csv", index=False)
+    plot_history([], "step", ["train_loss", "val_loss"], plot_dir / "learning_curves.png", title)
+
+
 def pretrained_encoder(vocab_file=PREPARED_IMDB / "vocab.txt",
                        model_dir=MODEL_SENTIMENT_LM) -> dict[str, torch.Tensor]:
-    """The pretrained embedding + LSTM weights, checked to belong to this vocabulary."""
+    """The pretrained weights (embedding, and the LSTM after a word LM), checked to belong
+    to this vocabulary."""
     require(model_dir / "encoder.pt", "the pretrained word LM", "pretrain_sentiment")
     if (model_dir / "vocab.txt").read_bytes() != vocab_file.read_bytes():
         raise ValueError(f"the word LM in {model_dir} was pretrained with another vocabulary "

@@ -73,11 +73,14 @@ def train_sentiment(params: Params) -> dict:
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
     model = build_sentiment(len(vocab), p)
     provenance, lr_scales = {}, {}
-    if p.pretrained:
-        load_encoder(model, pretrained_encoder())
+    if p.pretrained != "none":
+        encoder = pretrained_encoder()
+        load_encoder(model, encoder)
         provenance["pretrained_encoder_sha256"] = sha256_file(MODEL_SENTIMENT_LM / "encoder.pt")
-        # A discriminative rate (ULMFiT): the encoder may learn slower than the fresh head.
-        lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES}
+        # A discriminative rate (ULMFiT): what was pretrained (the embedding, or the
+        # embedding and the LSTM) may learn slower than the fresh parts.
+        lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES
+                     if any(name.startswith(prefix) for name in encoder)}
     task = SentimentTask(splits["train"], splits["val"], p, params.seed, device)
     result = train_and_track(
         "sentiment", params, p, model, task, device, PREPARED_IMDB, MODEL_SENTIMENT,
