@@ -60,6 +60,11 @@ def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
                   num_threads: int | None = None) -> torch.device:
     """Seeds, threads, (on CUDA, if asked) deterministic kernels, and the process group
     when torchrun started this process (NCCL on CUDA, Gloo on CPU)."""
+    # Denormal floats flush to zero (x86; a no-op where unsupported). The embedding's tiny
+    # gradients and Adam moments of rarely seen words fall into the denormal range, where
+    # each CPU operation on them is many times slower: measured, a sentiment epoch of the
+    # book's model took 10.1 s instead of 3.3 s. First, so the thread pool inherits it.
+    torch.set_flush_denormal(True)
     if deterministic:
         # cuBLAS reads this when CUDA initialises, so it is set before anything else.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
