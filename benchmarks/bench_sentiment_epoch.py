@@ -12,8 +12,16 @@ gradient clipping at 1.0 in every variant, the same N training reviews:
                        gathered at the last real token (pipeline.models.SentimentLSTM)
   (d) project:         pre-encoded arrays, length-bucketed batches, padded + gathered
                        (what `dvc repro` trains)
+  (e) (d) keeping denormal floats (the project flushes them to zero)
+  (f) (a) with denormal floats flushed to zero
 
-(a)->(b) is pre-encoding + bucketing, (b)->(d) packing vs gathering, (c)->(d) bucketing.
+(a)->(b) is pre-encoding + bucketing, (b)->(d) packing vs gathering, (c)->(d) bucketing,
+(e)->(d) and (a)->(f) flushing denormals. The pipeline flushes denormal floats to zero
+(`torch.set_flush_denormal`, in pipeline.training.setup_runtime); the book does not, so
+(a) keeps them, and (b)-(d) flush like the pipeline. Adam's moments of the embedding rows
+of rarely seen words decay into the denormal range, where the CPU is many times slower.
+The flag is per thread and inherited by threads created later, so every variant runs in
+its own fresh process, which sets it before its first torch operation.
 Each variant first takes --warmup-batches untimed steps (then its weights and
 optimizer are reset). Each epoch's time is split into "data" (waiting for the next batch: tokenising,
 collating, padding) and "model" (forward, backward, clip, Adam).
@@ -50,12 +58,11 @@ VARIANTS = {
     "b": "pre-encoded, bucketed, packed",
     "c": "pre-encoded, random, padded + gather",
     "d": "project: pre-encoded, bucketed, padded + gather",
-    "e": "(d) with batch widths rounded up to a multiple of 32",
+    "e": "(d) keeping denormal floats",
+    "f": "(a) with denormals flushed to zero",
 }
-# oneDNN builds (and caches) an LSTM primitive per input shape; a shape's first use costs
-# more than the step itself at the book's sizes. (d)'s widths are each batch's longest
-# review, so a first epoch meets ~one new shape per batch; (e) meets at most ~30 in all.
-WIDTH_MULTIPLE = 32
+BOOK_MODEL = {"a": True, "b": True, "f": True}
+FLUSH_DENORMALS = {"a": False, "b": True, "c": True, "d": True, "e": False, "f": True}
 
 
 class BookSentimentRNN(nn.Module):
@@ -156,19 +163,19 @@ class Variant:
         from pipeline.models import SentimentLSTM
         self.key, self.data, self.args = key, data, args
         torch.manual_seed(args.seed)
-        if key in ("a", "b"):
+        if key in BOOK_MODEL:
             self.model = BookSentimentRNN(data["vocab_size"])
         else:
             self.model = SentimentLSTM(data["vocab_size"], 20, 64, fc_size=64)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.train = data["sets"]["train"]
-        if key == "a":
+        if key in ("a", "f"):
             self.pairs = list(zip(data["texts"]["train"], self.train.labels.tolist()))
             self.collate = book_collate_fn(data["stoi"])
 
     def batches(self, epoch: int):
         seed = self.args.seed * 100_003 + epoch
-        if self.key == "a":
+        if self.key in ("a", "f"):
             loader = torch.utils.data.DataLoader(
                 self.pairs, batch_size=32, shuffle=True, collate_fn=self.collate,
                 generator=torch.Generator().manual_seed(seed))
@@ -181,10 +188,7 @@ class Variant:
             order = [perm[i:i + 32] for i in range(0, len(perm), 32)]
         for idx in order:
             b = self.train.batch(idx)
-            tokens = b.tokens
-            if self.key == "e":  # right padding: the gathered outputs are unchanged
-                tokens = F.pad(tokens, (0, -tokens.shape[1] % WIDTH_MULTIPLE), value=0)
-            yield tokens, b.labels, b.lengths
+            yield b.tokens, b.labels, b.lengths
 
     def warm_up(self, n_batches: int) -> None:
         """A few untimed steps (first-call costs: allocations, kernel selection), then
@@ -203,7 +207,7 @@ class Variant:
 
     def loss(self, tokens, labels, lengths):
         out = self.model(tokens, lengths)
-        if self.key in ("a", "b"):
+        if self.key in BOOK_MODEL:
             return F.binary_cross_entropy(out, labels)
         return F.binary_cross_entropy_with_logits(out, labels)
 
@@ -236,7 +240,7 @@ class Variant:
         from pipeline.evaluation import predict_reviews
         val = self.data["sets"]["val"]
         self.model.eval()
-        if self.key in ("a", "b"):
+        if self.key in ("a", "f"):
             pairs = list(zip(self.data["texts"]["val"], val.labels.tolist()))
             collate = book_collate_fn(self.data["stoi"])
             probs = []
@@ -249,13 +253,39 @@ class Variant:
         return float(np.mean((probs >= 0.5) == (val.labels == 1)))
 
 
+# ---------------------------------------------------------------- one process per variant
+def _timed_epochs(key: str, args, n_train: int, n_val: int) -> list[dict]:
+    torch.set_flush_denormal(FLUSH_DENORMALS[key])  # before the thread pool starts
+    bu.set_threads(args)
+    v = Variant(key, load_data(args, n_train, n_val), args)
+    v.warm_up(args.warmup_batches)
+    return [v.epoch(e) for e in range(args.epochs)]
+
+
+def _trained_accuracy(key: str, args, n_train: int, n_val: int,
+                      epochs: int) -> tuple[list[float], float]:
+    torch.set_flush_denormal(FLUSH_DENORMALS[key])
+    bu.set_threads(args)
+    v = Variant(key, load_data(args, n_train, n_val), args)
+    times = [v.epoch(e)["total"] for e in range(epochs)]
+    return times, v.accuracy()
+
+
+def in_fresh_process(fn, *fn_args):
+    """fn(*fn_args) in a new process: its own thread pool and floating-point flags."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *fn_args).result()
+
+
 def main(argv=None) -> int:
     p = bu.base_parser(__doc__.split("\n")[0])
     p.add_argument("--train-reviews", type=int, default=None,
                    help="training reviews per epoch [4000; quick 200]; 20000 = a full epoch")
     p.add_argument("--val-reviews", type=int, default=None,
                    help="validation reviews for --accuracy [2000; quick 200]")
-    p.add_argument("--variants", default="abcde", help="which of a, b, c, d, e to run")
+    p.add_argument("--variants", default="abcdef", help="which of a-f to run")
     p.add_argument("--epochs", type=int, default=1, help="timed epochs per variant (median)")
     p.add_argument("--warmup-batches", type=int, default=3,
                    help="untimed training steps per variant before its timed epoch")
@@ -269,7 +299,8 @@ def main(argv=None) -> int:
     threads = bu.set_threads(args)
 
     t0 = time.perf_counter()
-    data = load_data(args, n_train, n_val if args.accuracy else min(n_val, 64))
+    n_val = n_val if args.accuracy else min(n_val, 64)
+    data = load_data(args, n_train, n_val)
     n_train = len(data["sets"]["train"])
     scale = FULL_EPOCH / n_train
     rec = bu.Recorder("sentiment_epoch", args, data["desc"])
@@ -280,9 +311,7 @@ def main(argv=None) -> int:
 
     results = {}
     for key in args.variants:
-        v = Variant(key, data, args)
-        v.warm_up(args.warmup_batches)
-        runs = [v.epoch(e) for e in range(args.epochs)]
+        runs = in_fresh_process(_timed_epochs, key, args, n_train, n_val)
         r = min(runs, key=lambda x: x["total"]) if len(runs) == 1 else sorted(
             runs, key=lambda x: x["total"])[len(runs) // 2]
         results[key] = r
@@ -291,6 +320,7 @@ def main(argv=None) -> int:
               + ("; epochs in order: " + ", ".join(f"{x['total']:.1f}" for x in runs) + " s"
                  if len(runs) > 1 else ""), flush=True)
         common = dict(variant=key, pipeline=VARIANTS[key], train_reviews=n_train,
+                      flush_denormals=FLUSH_DENORMALS[key],
                       batches=r["steps"], epochs_timed=args.epochs, threads=threads)
         rec.add(f"epoch_s_{key}", r["total"] * scale, "s", measured_s=round(r["total"], 3),
                 epochs_s=[round(x["total"], 3) for x in runs],
@@ -307,8 +337,10 @@ def main(argv=None) -> int:
     print(bu.table(rows, ["variant", f"s/epoch ({n_train:,})", f"s/epoch (x{scale:.2f} -> 20k)",
                           "data s", "model s", "padding", "speed vs (a)"]))
     pairs = [("a", "b", "pre-encoding + bucketing"), ("b", "d", "gather instead of packing"),
-             ("d", "e", "fewer LSTM shapes"), ("a", "e", "all together, fewer shapes"),
-             ("c", "d", "bucketing (padded + gather)"), ("a", "d", "all together")]
+             ("c", "d", "bucketing (padded + gather)"), ("e", "d", "flushing denormals"),
+             ("a", "f", "flushing denormals in the book's pipeline"),
+             ("f", "d", "all but flushing denormals (the book flushing too)"),
+             ("a", "d", "all together")]
     for x, y, what in pairs:
         if x in results and y in results:
             ratio = results[x]["total"] / results[y]["total"]
@@ -321,9 +353,8 @@ def main(argv=None) -> int:
               "reviews")
         accs = {}
         for key in ("a", "d"):
-            v = Variant(key, data, args)
-            times = [v.epoch(e)["total"] for e in range(acc_epochs)]
-            accs[key] = v.accuracy()
+            times, accs[key] = in_fresh_process(_trained_accuracy, key, args, n_train, n_val,
+                                                acc_epochs)
             print(f"  ({key}) {VARIANTS[key]}: val accuracy {accs[key]:.4f} "
                   f"(epochs {', '.join(f'{t:.1f}' for t in times)} s)", flush=True)
             rec.add(f"val_accuracy_{key}", accs[key], "fraction", variant=key, epochs=acc_epochs,

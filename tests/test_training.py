@@ -422,3 +422,30 @@ def test_a_slower_encoder_moves_less():
         fit(model, ToyTask(seed=0, n_rounds=1), config(lr_scales={"lstm.": scale}), CPU)
         moved[scale] = (model.lstm.weight_hh_l0.detach() - start).abs().sum().item()
     assert moved[0.1] < moved[1.0] / 3
+
+
+DENORMALS_SCRIPT = """
+import numpy as np, torch
+from pipeline.cli import main  # what `python -m pipeline <stage>` imports first
+from pipeline.training import setup_runtime
+tiny = torch.from_numpy(np.full(1_000_000, 1e-39, dtype=np.float32))  # denormal, exact
+setup_runtime(1, "cpu", num_threads=2)
+print(int((tiny * 0.5).count_nonzero()), torch.get_num_threads())
+"""
+
+
+def test_stages_flush_denormals_on_every_thread():
+    """setup_runtime flushes denormal floats to zero (they made a cold sentiment epoch
+    3x slower) on every thread of the pool: the pool inherits the flag when it starts,
+    which must be after the flag is set. In a fresh process, like a stage."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    proc = subprocess.run([sys.executable, "-c", DENORMALS_SCRIPT], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    nonzero, threads = map(int, proc.stdout.split())
+    assert threads == 2
+    # Half the products (one thread's share) would be left denormal by a pool that
+    # missed the flag; none by a thread that has it.
+    assert nonzero == 0
