@@ -93,6 +93,7 @@ def pretrain_embeddings(params: Params) -> dict:
     from .. import tracking  # mlflow: imported only where a run is logged
     p, s = params.pretrain, params.sentiment
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
+    exp_id = tracking.experiment_id(tracking.connect(), "sentiment_lm")  # fail before the work
     started = time.perf_counter()
     splits = load_reviews(PREPARED_IMDB)  # whole reviews
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
@@ -106,7 +107,6 @@ def pretrain_embeddings(params: Params) -> dict:
                "nearest": embeddings.nearest(vectors, vocab.itos, PROBE_WORDS)}
     seconds = round(time.perf_counter() - started, 1)  # not in the outputs: they repeat exactly
 
-    exp_id = tracking.experiment_id(tracking.connect(), "sentiment_lm")
     with mlflow.start_run(experiment_id=exp_id, run_name="ppmi-svd",
                           tags={**tracking.run_tags("pretrain_sentiment", "cpu"),
                                 "model_type": "ppmi-svd"}):
@@ -182,7 +182,7 @@ def pretrained_encoder(vocab_file=PREPARED_IMDB / "vocab.txt",
                        model_dir=MODEL_SENTIMENT_LM) -> dict[str, torch.Tensor]:
     """The pretrained weights (embedding, and the LSTM after a word LM), checked to belong
     to this vocabulary."""
-    require(model_dir / "encoder.pt", "the pretrained word LM", "pretrain_sentiment")
+    require(model_dir / "encoder.pt", "the pretrained encoder", "pretrain_sentiment")
     if (model_dir / "vocab.txt").read_bytes() != vocab_file.read_bytes():
         raise ValueError(f"the word LM in {model_dir} was pretrained with another vocabulary "
                          f"than {vocab_file}: run `dvc repro pretrain_sentiment`")
