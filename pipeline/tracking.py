@@ -138,6 +138,13 @@ def log_params(params: dict[str, Any]) -> None:
         mlflow.log_params(dict(items[i:i + 100]))
 
 
+def data_params(summary: dict[str, Any]) -> dict[str, Any]:
+    """A prepared data set's summary.json as `data.*` params (lists, such as length
+    histograms, stay in the artifact)."""
+    from .config import flatten
+    return {f"data.{k}": v for k, v in flatten(summary).items() if not isinstance(v, list)}
+
+
 def write_run_file(path: Path) -> None:
     run = mlflow.active_run()
     path.write_text(json.dumps({"run_id": run.info.run_id,

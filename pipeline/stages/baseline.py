@@ -86,10 +86,8 @@ def train_baseline(params: Params) -> dict:
     with mlflow.start_run(experiment_id=exp_id, run_name="tfidf-logreg",
                           tags={**tracking.run_tags("train_baseline", "cpu"),
                                 "model_type": "tfidf-logreg"}):
-        data_info = read_json(PREPARED_IMDB / "summary.json")
         tracking.log_params({**flatten(p, "baseline."), "seed": params.seed,
-                             **{f"data.{k}": v for k, v in flatten(data_info).items()
-                                if not isinstance(v, list)}})
+                             **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"))})
         mlflow.log_metrics(final_metrics(metrics))
         for r in search:  # the validation curve over C, as a metric history
             mlflow.log_metric("search_val_accuracy", r["val_accuracy"],

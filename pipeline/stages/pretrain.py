@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from .. import embeddings
-from ..config import Params, flatten
+from ..config import Params
 from ..data import ReviewSet, StreamBatches, iterate_streams, load_reviews
 from ..evaluation import plot_history
 from ..models import build_word_lm
@@ -117,9 +117,7 @@ def pretrain_embeddings(params: Params) -> dict:
         tracking.log_params({"seed": params.seed, "sentiment.pretrained": s.pretrained,
                              "sentiment.embed_dim": s.embed_dim,
                              "pretrain.embedding_window": p.embedding_window,
-                             **{f"data.{k}": v for k, v in flatten(
-                                 read_json(PREPARED_IMDB / "summary.json")).items()
-                                if not isinstance(v, list)}})
+                             **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"))})
         mlflow.log_metrics(final_metrics({**{k: v for k, v in summary.items() if k != "nearest"},
                                           "seconds": seconds}))
         mlflow.log_artifact(str(MODEL_SENTIMENT_LM / "embeddings.json"), "outputs")

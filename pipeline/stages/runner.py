@@ -52,8 +52,7 @@ def train_and_track(name: str, params: Params, section, model: torch.nn.Module, 
                              "world_size": world()[1],
                              "device_used": str(device),
                              "threads": torch.get_num_threads(),
-                             **{f"data.{k}": v for k, v in flatten(data_info).items()
-                                if not isinstance(v, list)}})
+                             **tracking.data_params(data_info)})
         result = fit(model, task, loop_config(section, params, lr_scales), device,
                      ckpt_dir / "checkpoint.pt", fp,
                      log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
