@@ -58,7 +58,7 @@ def sentiment_steps(args, device, book: bool):
     else:
         model = SentimentLSTM(data["vocab_size"]).to(device)
         order = train.batches(32, shuffle=True, seed=args.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3) if book else bu.pipeline_optimizer(model, 1e-3)
     k = [0]
 
     def step():
@@ -92,7 +92,8 @@ def charlm_steps(args, device, book: bool):
         B, T = cp.batch_size, cp.seq_len
         model = build_charlm(vocab, cp).to(device).train()
         recipe = f"params.yaml's recipe, {cp.num_layers} x {cp.hidden_size}"
-    opt = torch.optim.Adam(model.parameters(), lr=0.005)
+    opt = (torch.optim.Adam(model.parameters(), lr=0.005) if book
+           else bu.pipeline_optimizer(model, 0.005, 5.0))
     g = torch.Generator().manual_seed(args.seed)
     batches = [tuple(t.to(device) for t in random_windows(text, T, B, g)) for _ in range(8)]
     k = [0]

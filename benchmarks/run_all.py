@@ -44,7 +44,9 @@ HEADLINES = [
     ("sentiment_epoch", "epoch_s_a"), ("sentiment_epoch", "epoch_s_b"),
     ("sentiment_epoch", "epoch_s_c"), ("sentiment_epoch", "epoch_s_d"),
     ("sentiment_epoch", "epoch_s_e"), ("sentiment_epoch", "epoch_s_f"),
+    ("sentiment_epoch", "epoch_s_g"),
     ("sentiment_epoch", "speedup_d_vs_a"), ("sentiment_epoch", "speedup_d_vs_f"),
+    ("sentiment_epoch", "speedup_d_vs_g"),
     ("sentiment_epoch", "val_accuracy_a"), ("sentiment_epoch", "val_accuracy_d"),
 ]
 
