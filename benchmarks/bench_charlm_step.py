@@ -139,7 +139,7 @@ def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -
     torch.manual_seed(args.seed)
     project = CharLSTM(vocab, E, H).to(device)
     opt_book = torch.optim.Adam(book.parameters(), lr=args.lr)
-    opt_project = bu.pipeline_optimizer(project, args.lr, args.clip)
+    opt_project = bu.pipeline_optimizer(project, args.lr)
 
     g = torch.Generator().manual_seed(args.seed)
     batches = [tuple(t.to(device) for t in random_windows(text, T, B, g)) for _ in range(8)]

@@ -65,12 +65,14 @@ VARIANTS = {
     "f": "(a) with denormals flushed to zero",
     "g": "(d) with torch's default Adam",
 }
-BOOK_MODEL = {"a": True, "b": True, "f": True}
+BOOK_MODEL = {"a", "b", "f"}        # BookSentimentRNN (packed); the rest SentimentLSTM
+BOOK_COLLATE = {"a", "f"}           # raw texts re-tokenised in the collate function
+BUCKETED = {"b", "d", "e", "g"}     # length-bucketed batches; the others random
 FLUSH_DENORMALS = {"a": False, "b": True, "c": True, "d": True, "e": False, "f": True,
                    "g": True}
 # The training stages' optimizer (Adam's fused kernel) goes with the project's model;
 # the book's model keeps torch.optim.Adam's default (one pass per operation).
-PIPELINE_OPTIMIZER = {"c": True, "d": True, "e": True}
+PIPELINE_OPTIMIZER = {"c", "d", "e"}
 
 
 class BookSentimentRNN(nn.Module):
@@ -177,19 +179,19 @@ class Variant:
             self.model = SentimentLSTM(data["vocab_size"], 20, 64, fc_size=64)
         self.opt = self.new_optimizer()
         self.train = data["sets"]["train"]
-        if key in ("a", "f"):
+        if key in BOOK_COLLATE:
             self.pairs = list(zip(data["texts"]["train"], self.train.labels.tolist()))
             self.collate = book_collate_fn(data["stoi"])
 
     def batches(self, epoch: int):
         seed = self.args.seed * 100_003 + epoch
-        if self.key in ("a", "f"):
+        if self.key in BOOK_COLLATE:
             loader = torch.utils.data.DataLoader(
                 self.pairs, batch_size=32, shuffle=True, collate_fn=self.collate,
                 generator=torch.Generator().manual_seed(seed))
             yield from loader
             return
-        if self.key in ("b", "d", "e", "g"):
+        if self.key in BUCKETED:
             order = self.train.batches(32, shuffle=True, seed=seed)
         else:
             perm = np.random.default_rng(seed).permutation(len(self.train))
@@ -253,7 +255,7 @@ class Variant:
         from pipeline.evaluation import predict_reviews
         val = self.data["sets"]["val"]
         self.model.eval()
-        if self.key in ("a", "f"):
+        if self.key in BOOK_COLLATE:
             pairs = list(zip(self.data["texts"]["val"], val.labels.tolist()))
             collate = book_collate_fn(self.data["stoi"])
             probs = []

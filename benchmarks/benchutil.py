@@ -63,12 +63,12 @@ def set_threads(args) -> int:
     return torch.get_num_threads()
 
 
-def pipeline_optimizer(model, lr: float, clip: float = 1.0):
+def pipeline_optimizer(model, lr: float):
     """The optimizer the training stages build (pipeline.training.make_optimizer: Adam,
     fused kernel on CPU and CUDA), without a learning-rate schedule. The book-style
     variants keep torch.optim.Adam's default, as the book does."""
     from pipeline.training import LoopConfig, make_optimizer
-    cfg = LoopConfig(lr=lr, weight_decay=0.0, scheduler="none", clip_grad_norm=clip,
+    cfg = LoopConfig(lr=lr, weight_decay=0.0, scheduler="none", clip_grad_norm=1.0,
                      patience=None, checkpoint_every=1)
     return make_optimizer(model, cfg, total_steps=1)[0]
 

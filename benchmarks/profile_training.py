@@ -93,7 +93,7 @@ def charlm_steps(args, device, book: bool):
         model = build_charlm(vocab, cp).to(device).train()
         recipe = f"params.yaml's recipe, {cp.num_layers} x {cp.hidden_size}"
     opt = (torch.optim.Adam(model.parameters(), lr=0.005) if book
-           else bu.pipeline_optimizer(model, 0.005, 5.0))
+           else bu.pipeline_optimizer(model, 0.005))
     g = torch.Generator().manual_seed(args.seed)
     batches = [tuple(t.to(device) for t in random_windows(text, T, B, g)) for _ in range(8)]
     k = [0]
