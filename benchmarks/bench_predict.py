@@ -1,6 +1,6 @@
 """Prediction: throughput on 1,000 reviews and load-to-first-answer for one review.
 
-  batch:   pipeline.stages.sentiment.predict_texts(1,000 texts, model_dir) in this
+  batch:   pipeline.inference.predict_texts(1,000 texts, model_dir) in this
            process (model load + tokenise + encode + forward), reviews/s (median of 3
            calls after a warm-up call); the model-load share is timed separately
   one:     predict_texts([one text]) in this process (median), and the wall time of
@@ -33,7 +33,7 @@ import torch  # noqa: E402
 IMPORT_PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import pipeline.stages.sentiment
+import pipeline.inference
 t = time.perf_counter() - t0
 print(json.dumps({"seconds": t, "modules": {m: m in sys.modules for m in
                   ("torch", "pandas", "mlflow", "sklearn", "matplotlib")}}))
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     bu.set_threads(args)
 
-    from pipeline.stages.sentiment import load_sentiment_model, predict_texts
+    from pipeline.inference import load_sentiment_model, predict_texts
     model_dir = args.model_dir or bu.data_root(args) / "models" / "sentiment"
     tmp = None
     if (model_dir / "model.pt").exists() and not (args.synthetic and args.model_dir is None):
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     if imports:
         heavy = ", ".join(m for m in ("torch", "pandas", "mlflow", "sklearn", "matplotlib")
                           if imports["modules"].get(m))
-        print(f"`import pipeline.stages.sentiment` in a fresh interpreter: {imports['seconds']:.3f} s "
+        print(f"`import pipeline.inference` in a fresh interpreter: {imports['seconds']:.3f} s "
               f"(pulls in: {heavy or 'none of torch, pandas, mlflow, sklearn, matplotlib'})")
         rec.add("import_sentiment_stage_s", imports["seconds"], "s", modules=imports["modules"])
     print(f"first review: {answer[0]} {answer[1]:.4f} (CLI printed: {out.stdout.strip()[:60]!r})")

@@ -1,4 +1,5 @@
-"""`python -m pipeline ...`: one thin command per DVC stage, plus predict and generate.
+"""`python -m pipeline ...`: one command per DVC stage (defined in its stage module),
+plus predict and generate.
 
 Heavy libraries (torch, mlflow, pandas) are imported inside the commands so that
 `--help` stays fast.
@@ -10,103 +11,56 @@ from pathlib import Path
 
 import click
 
-PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True,
-                             type=click.Path(dir_okay=False, path_type=Path),
-                             help="the params file to read")
+# The stages of dvc.yaml, by command name: (module in pipeline/stages, one-line help).
+# Imported only when run, so that `--help` stays fast.
+STAGES = {
+    "acquire-imdb": ("acquire_imdb", "Download the IMDb archive, verify, extract, check."),
+    "acquire-gutenberg": ("acquire_gutenberg", "Download eBook #1268, strip the licence text."),
+    "prepare-imdb": ("prepare_imdb", "Tokenise, split, build the vocabulary, encode."),
+    "prepare-gutenberg": ("prepare_gutenberg", "Character vocabulary, encoded text, held-out tail."),
+    "pretrain-sentiment": ("pretrain_sentiment", "Word vectors (or a word LM) for the classifier."),
+    "train-sentiment": ("train_sentiment", "Train the review classifier."),
+    "evaluate-sentiment": ("evaluate_sentiment", "Score the classifier on the test reviews."),
+    "train-baseline": ("train_baseline", "TF-IDF + logistic regression: the bar to beat."),
+    "train-charlm": ("train_charlm", "Train the character LSTM."),
+    "evaluate-charlm": ("evaluate_charlm", "Held-out loss of the char LSTM, and samples."),
+}
 
 
-def _params(path: Path):
-    from .config import ConfigError, load_params
-    try:
-        return load_params(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+class PipelineGroup(click.Group):
+    """The stage commands live in their stage modules; load one only when it runs."""
+
+    def list_commands(self, ctx):
+        return [*STAGES, *super().list_commands(ctx)]
+
+    def get_command(self, ctx, name):
+        if name in STAGES:
+            import importlib
+            return importlib.import_module(f"pipeline.stages.{STAGES[name][0]}").main
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, help_) in STAGES.items()]
+        rows += [(name, self.commands[name].get_short_help_str())
+                 for name in super().list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-def _run(stage_fn, params_path: Path) -> None:
-    """Run a stage; known failures become one clear line instead of a traceback."""
-    from .config import ConfigError
-    from .tracking import TrackingUnavailable
-    from .training import TrainingDiverged
-    known = (ConfigError, TrackingUnavailable, TrainingDiverged, FileNotFoundError)
-    try:
-        from .download import ArchiveError, DownloadError
-        from .sources import SourceError
-        known += (ArchiveError, DownloadError, SourceError)
-    except ImportError:
-        pass
-    try:
-        stage_fn(_params(params_path))
-    except known as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-    except Exception as exc:
-        # The tracking store failing after training: the outputs are already on disk.
-        import mlflow.exceptions
-        import requests
-        if isinstance(exc, (mlflow.exceptions.MlflowException, requests.exceptions.ConnectionError)):
-            raise click.ClickException(
-                f"MLflow tracking failed: {type(exc).__name__}: {str(exc)[:500]}. Outputs "
-                "written so far are kept; fix the store and re-run (training resumes from "
-                "its checkpoint).") from exc
-        raise
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """IMDb sentiment LSTM and Jules Verne char-LSTM: the stages of dvc.yaml, and the
     commands that use their outputs. Run from the repository root."""
 
 
-def _stage(name: str, module: str, func: str, doc: str):
-    @main.command(name, help=doc)
-    @PARAMS_OPTION
-    def command(params_path: Path) -> None:
-        if name.startswith(("train-", "pretrain-")):
-            _maybe_relaunch_distributed(name, params_path)
-        import importlib
-        _run(getattr(importlib.import_module(f".stages.{module}", __package__), func), params_path)
-    return command
-
-
-def _maybe_relaunch_distributed(name: str, params_path: Path) -> None:
-    """With train.nproc > 1, re-run this command under torchrun on this machine, so
-    `dvc repro` trains with DDP. (Several machines: start torchrun yourself.)"""
-    import os
-    nproc = _params(params_path).train.nproc
-    if nproc <= 1 or "WORLD_SIZE" in os.environ:
-        return
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", "pipeline", name, "--params", str(params_path)]
-    click.echo(f"launching {nproc} processes: {' '.join(argv[1:])}", err=True)
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
-
-
-_stage("acquire-imdb", "imdb", "acquire_imdb",
-       "Download the IMDb archive, verify its sha256, extract and check it.")
-_stage("acquire-gutenberg", "gutenberg", "acquire_gutenberg",
-       "Download eBook #1268, record its sha256, strip the licence text.")
-_stage("prepare-imdb", "imdb", "prepare_imdb",
-       "Tokenise every review once; split; build the vocabulary; encode to arrays.")
-_stage("prepare-gutenberg", "gutenberg", "prepare_gutenberg",
-       "Character vocabulary, encoded text and the held-out tail.")
-_stage("pretrain-sentiment", "pretrain", "pretrain_sentiment",
-       "Pretrain the sentiment model's embedding + LSTM as a word LM on the training reviews.")
-_stage("train-sentiment", "sentiment", "train_sentiment",
-       "Train the review classifier (gradient clipping, checkpoints, MLflow).")
-_stage("evaluate-sentiment", "sentiment", "evaluate_sentiment",
-       "Score the classifier on the test reviews; metrics, confusion matrix.")
-_stage("train-baseline", "baseline", "train_baseline",
-       "TF-IDF (uni+bigram) + logistic regression on the same split: the bar to beat.")
-_stage("train-charlm", "charlm", "train_charlm",
-       "Train the character LSTM (gradient clipping, checkpoints, MLflow).")
-_stage("evaluate-charlm", "charlm", "evaluate_charlm",
-       "Held-out loss of the char LSTM, and samples at several temperatures.")
+def _read_lines(stream) -> list[str]:
+    return [line.rstrip("\n") for line in stream if line.strip()]
 
 
 @main.command()
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8"),
+# Bytes that are not UTF-8 become U+FFFD, as in the training data (imdb.bad_utf8: replace).
+@click.option("--file", "file_", type=click.File("r", encoding="utf-8", errors="replace"),
               help="read reviews from this file, one per line ('-' for stdin)")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("data/models/sentiment"), show_default=True)
@@ -115,19 +69,22 @@ def predict(texts: tuple[str, ...], file_, model_dir: Path) -> None:
     probability of 'positive'."""
     reviews = list(texts)
     if file_ is not None:
-        reviews += [line.rstrip("\n") for line in file_ if line.strip()]
+        reviews += _read_lines(file_)
     elif not reviews and not sys.stdin.isatty():
-        reviews = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        stdin = click.get_text_stream("stdin", encoding="utf-8", errors="replace")
+        reviews = _read_lines(stdin)
     if not reviews:
         raise click.UsageError("give review texts, --file FILE, or pipe reviews on stdin")
-    from .stages.sentiment import predict_texts
+    from .errors import PipelineError
+    from .inference import predict_texts
     try:
         results = predict_texts(reviews, model_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, PipelineError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for text, (label, prob) in zip(reviews, results):
+    for text, (label, prob, known) in zip(reviews, results):
         snippet = text if len(text) <= 60 else text[:57] + "..."
-        click.echo(f"{label}\t{prob:.4f}\t{snippet}")
+        note = "\t(no known word: the model saw nothing to judge)" if known == 0 else ""
+        click.echo(f"{label}\t{prob:.4f}\t{snippet}{note}")
 
 
 @main.command()
@@ -145,9 +102,11 @@ def generate(prime, length, temperature, scale_factor, top_k, seed, model_dir) -
     """Generate text with the trained char LSTM."""
     if temperature is not None and scale_factor is not None:
         raise click.UsageError("give --temperature or --scale-factor, not both")
+    if not prime:
+        raise click.BadParameter("must be at least one character", param_hint="--prime")
     temperature = 1 / scale_factor if scale_factor is not None else (temperature or 1.0)
     from .evaluation import generate as sample
-    from .stages.charlm import load_charlm
+    from .inference import load_charlm
     try:
         model, vocab, _, _ = load_charlm(model_dir)
         click.echo(sample(model, vocab, prime, length, temperature, top_k, seed))

@@ -12,11 +12,9 @@ from typing import Any, Optional
 
 import yaml
 
+from .errors import ConfigError
+
 PARAMS_FILE = Path("params.yaml")
-
-
-class ConfigError(ValueError):
-    """params.yaml has a missing, unknown or invalid value."""
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
@@ -176,23 +174,34 @@ class CharLMParams:
     clip_grad_norm: float = 5.0
     eval_every: int = 500
     patience: Optional[int] = None
-    sample_length: int = 500
-    sample_prime: str = "The island"
-    sample_temperatures: tuple = (0.5, 1.0, 2.0)
-    sample_top_k: Optional[int] = None
 
     def validate(self) -> None:
         for name in ("embed_dim", "hidden_size", "num_layers", "seq_len", "batch_size", "steps",
-                     "lr", "clip_grad_norm", "eval_every", "sample_length"):
+                     "lr", "clip_grad_norm", "eval_every"):
             _positive(f"charlm.{name}", getattr(self, name))
         _positive("charlm.patience", self.patience, allow_none=True)
-        _positive("charlm.sample_top_k", self.sample_top_k, allow_none=True)
         _choice("charlm.mode", self.mode, ("windows", "tbptt"))
         _choice("charlm.scheduler", self.scheduler, ("none", "cosine"))
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"charlm.dropout must be in [0, 1), got {self.dropout}")
-        for t in self.sample_temperatures:
-            _positive("charlm.sample_temperatures[]", t)
+
+
+@dataclass(frozen=True)
+class SamplesParams:
+    """The text evaluate_charlm samples from the trained char LM: not training knobs,
+    so changing them re-runs the evaluation only."""
+    length: int = 500
+    prime: str = "The island"
+    temperatures: tuple = (0.5, 1.0, 2.0)
+    top_k: Optional[int] = None
+
+    def validate(self) -> None:
+        _positive("samples.length", self.length)
+        _positive("samples.top_k", self.top_k, allow_none=True)
+        if not self.prime:
+            raise ConfigError("samples.prime must be at least one character")
+        for t in self.temperatures:
+            _positive("samples.temperatures[]", t)
 
 
 @dataclass(frozen=True)
@@ -219,13 +228,14 @@ class Params:
     pretrain: PretrainParams = field(default_factory=PretrainParams)
     baseline: BaselineParams = field(default_factory=BaselineParams)
     charlm: CharLMParams = field(default_factory=CharLMParams)
+    samples: SamplesParams = field(default_factory=SamplesParams)
     train: TrainParams = field(default_factory=TrainParams)
 
     def validate(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         for section in (self.imdb, self.gutenberg, self.sentiment, self.pretrain, self.baseline,
-                        self.charlm, self.train):
+                        self.charlm, self.samples, self.train):
             section.validate()
 
 
@@ -238,7 +248,7 @@ def _build(cls, values: dict, where: str):
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
-    for name in ("sample_temperatures", "c_values", "cutoffs"):  # YAML lists -> hashable tuples
+    for name in ("temperatures", "c_values", "cutoffs"):  # YAML lists -> hashable tuples
         if name in values and name in known:
             if not isinstance(values[name], (list, tuple)):
                 raise ConfigError(f"{where}.{name} must be a list, got {values[name]!r}")
@@ -254,6 +264,13 @@ def _build(cls, values: dict, where: str):
             raise ConfigError(f"{where}.{f.name} must be a {type(default).__name__}, "
                               f"got {value!r}")
     return cls(**values)
+
+
+def section_from_dict(cls, values: dict, where: str):
+    """One validated section, e.g. the params a saved model was trained with."""
+    section = _build(cls, dict(values), where)
+    section.validate()
+    return section
 
 
 def params_from_dict(raw: dict) -> Params:

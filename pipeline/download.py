@@ -34,6 +34,9 @@ from typing import Callable, Iterator, Optional
 import requests
 from tqdm import tqdm
 
+from .errors import ArchiveError, ConfigError, DownloadError
+from .outputs import sha256_file  # noqa: F401  (part of this module's interface)
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 16
@@ -55,14 +58,6 @@ _CORRUPT_ARCHIVE_ERRORS = (
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 
 
-class DownloadError(RuntimeError):
-    """A download failed for good (after retries, or for a reason retrying cannot fix)."""
-
-
-class ArchiveError(RuntimeError):
-    """An archive is corrupt, truncated or contains a member we refuse to extract."""
-
-
 class _TransientError(Exception):
     """A failure worth retrying: timeouts, dropped connections, 429 and 5xx answers."""
 
@@ -74,22 +69,20 @@ class _TransientError(Exception):
 # --------------------------------------------------------------------------- digests
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks so large archives need little memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _normalise_sha256(sha256: Optional[str]) -> Optional[str]:
     if sha256 is None:
         return None
-    value = sha256.strip().lower()
+    value = str(sha256).strip().lower()
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        raise ConfigError(f"sha256 must be 64 hex digits, got {sha256!r}")
     return value
+
+
+def download_path(url: str, downloads: Path) -> Path:
+    """A cache name per URL in `downloads`, so a changed URL never reuses another
+    source's file."""
+    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    return downloads / f"{hashlib.sha256(url.encode()).hexdigest()[:10]}-{name}"
 
 
 # --------------------------------------------------------------------------- durability

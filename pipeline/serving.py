@@ -18,20 +18,20 @@ CHARLM_NAME = "charlm-lstm"
 
 class SentimentModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from .stages.sentiment import load_sentiment_model
-        self.model_dir = Path(context.artifacts["model_dir"])
-        load_sentiment_model(self.model_dir)  # fail at load time, not at the first request
+        from .inference import load_sentiment_model
+        # Loaded once, at load time: a broken model fails here, not at the first request.
+        self.loaded = load_sentiment_model(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input, params=None):
-        from .stages.sentiment import predict_texts
+        from .inference import predict_texts
         texts = _column(model_input, "text")
-        results = predict_texts([str(t) for t in texts], self.model_dir)
-        return pd.DataFrame(results, columns=["label", "probability"])
+        results = predict_texts([str(t) for t in texts], loaded=self.loaded)
+        return pd.DataFrame([r[:2] for r in results], columns=["label", "probability"])
 
 
 class CharLMModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from .stages.charlm import load_charlm
+        from .inference import load_charlm
         self.model, self.vocab, _, _ = load_charlm(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input, params=None):

@@ -14,11 +14,8 @@ from typing import Optional
 
 import pandas as pd
 
-from pipeline.download import list_members, safe_extract
-
-
-class SourceError(ValueError):
-    """A data source does not have the content or layout we rely on."""
+from .download import list_members, safe_extract
+from .errors import SourceError
 
 
 IMDB_FOLDERS = [("train", "pos"), ("train", "neg"), ("test", "pos"), ("test", "neg")]
@@ -142,7 +139,7 @@ def _movie_ids(urls_file: Path) -> list[str]:
     return movies
 
 
-def load_reviews(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame, dict]:
+def read_imdb_tree(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame, dict]:
     """All labelled reviews under `root` (= .../aclImdb) as a DataFrame, plus stats.
 
     Columns: split, id, rating, label (1 pos, 0 neg), movie (IMDb title id or

@@ -109,3 +109,17 @@ class CharVocab:
     @classmethod
     def load(cls, path: Path) -> "CharVocab":
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def encode_reviews(tokenized: Sequence[Sequence[str]],
+                   vocab: Vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(all token ids concatenated, length of each review, offset of each review).
+
+    A review with no token (only punctuation or markup) becomes one <unk>, so that it
+    still has a last position for the classifier to read."""
+    encoded = [vocab.encode(t) for t in tokenized]
+    encoded = [e if len(e) else np.array([UNK_ID], dtype=np.int32) for e in encoded]
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    tokens = np.concatenate(encoded).astype(np.int32) if encoded else np.zeros(0, np.int32)
+    return tokens, lengths, offsets

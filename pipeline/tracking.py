@@ -17,23 +17,13 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from .errors import TrackingUnavailable
+from .outputs import repo_root
+
 # Bounded waits for an unreachable server (MLflow's own defaults retry for minutes).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking store cannot be reached."""
-
-
-def repo_root(start: Path | None = None) -> Path:
-    path = (start or Path.cwd()).resolve()
-    parts = path.parts
-    for i in range(len(parts) - 2):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return path
 
 
 def default_uri() -> str:
@@ -90,8 +80,13 @@ def run_tags(stage: str, device: str) -> dict[str, str]:
     return tags
 
 
+def run_name(stage: str, seed: int) -> str:
+    """A name a person can tell apart in the UI: stage, DVC experiment, seed."""
+    return "-".join(filter(None, [stage, os.environ.get("DVC_EXP_NAME"), f"seed{seed}"]))
+
+
 def start_run(experiment: str, stage: str, device: str, resume_file: Path,
-              fingerprint: str) -> mlflow.ActiveRun:
+              fingerprint: str, name: str | None = None) -> mlflow.ActiveRun:
     """Start the stage's run, or resume the run of a killed attempt with the same
     fingerprint (its id is kept in `resume_file` beside the checkpoint)."""
     client = connect()
@@ -104,27 +99,29 @@ def start_run(experiment: str, stage: str, device: str, resume_file: Path,
     if run_id is not None:
         run = mlflow.start_run(run_id=run_id)
     else:
-        run = mlflow.start_run(experiment_id=exp_id, tags=run_tags(stage, device))
+        run = mlflow.start_run(experiment_id=exp_id, run_name=name,
+                               tags=run_tags(stage, device))
         resume_file.parent.mkdir(parents=True, exist_ok=True)
         resume_file.write_text(json.dumps({"fingerprint": fingerprint, "run_id": run.info.run_id,
                                            "tracking_uri": tracking_uri()}))
     return run
 
 
-def resume_run(run_file: Path, stage: str) -> mlflow.ActiveRun:
-    """Re-open the training run recorded in `run_file` (the evaluate stages log there)."""
-    info = json.loads(run_file.read_text())
-    recorded = info.get("tracking_uri")
-    if recorded and recorded != tracking_uri():
-        raise TrackingUnavailable(
-            f"{run_file} was tracked on {recorded}, but the store now is {tracking_uri()}: "
-            f"set MLFLOW_TRACKING_URI={recorded}, or re-run the training stage")
-    connect()
-    try:
-        run = mlflow.start_run(run_id=info["run_id"])
-    except mlflow.exceptions.MlflowException as exc:
-        raise TrackingUnavailable(f"run {info['run_id']} of {run_file} is not in "
-                                  f"{tracking_uri()}: {exc}") from exc
+def open_training_run(experiment: str, model_sha256: str, stage: str) -> mlflow.ActiveRun:
+    """The training run that produced the model with this digest (tag `model_sha256`), so
+    the evaluation is logged beside it; a new run if this store has none (a model pulled
+    from a DVC remote, trained against another store)."""
+    client = connect()
+    exp_id = experiment_id(client, experiment)
+    found = client.search_runs([exp_id], f"tags.model_sha256 = '{model_sha256}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        run = mlflow.start_run(run_id=found[0].info.run_id)
+    else:
+        print(f"no training run of model {model_sha256[:12]} in {tracking_uri()}: "
+              f"logging the evaluation to a new run")
+        run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}-{model_sha256[:8]}",
+                               tags={**run_tags(stage, "cpu"), "model_sha256": model_sha256})
     mlflow.set_tag("dvc_eval_stage", stage)
     return run
 
@@ -138,15 +135,17 @@ def log_params(params: dict[str, Any]) -> None:
         mlflow.log_params(dict(items[i:i + 100]))
 
 
-def data_params(summary: dict[str, Any]) -> dict[str, Any]:
-    """A prepared data set's summary.json as `data.*` params (lists, such as length
-    histograms, stay in the artifact)."""
+def data_params(summary: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+    """A prepared data set's summary.json and where its raw data came from
+    (data/provenance/), as `data.*` params (lists stay in the artifacts)."""
     from .config import flatten
-    return {f"data.{k}": v for k, v in flatten(summary).items() if not isinstance(v, list)}
+    fetched = {k: v for k, v in provenance.items() if k in ("url", "sha256", "bytes", "fetched_at")}
+    return {f"data.{k}": v for k, v in flatten({**summary, "source": fetched}).items()
+            if not isinstance(v, list)}
 
 
-def write_run_file(path: Path) -> None:
-    run = mlflow.active_run()
-    path.write_text(json.dumps({"run_id": run.info.run_id,
-                                "experiment_id": run.info.experiment_id,
-                                "tracking_uri": tracking_uri()}, indent=2) + "\n")
+def final_metrics(metrics: dict) -> dict[str, float]:
+    """Evaluation metrics for the training run. Validation figures get a `final_` prefix
+    so they do not add a point to the training history of the same name (the char LM's
+    final held-out loss is also computed differently from the per-round estimate)."""
+    return {(f"final_{k}" if k.startswith("val_") else k): float(v) for k, v in metrics.items()}

@@ -24,9 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+from .errors import ConfigError, TrainingDiverged
 
 
 # ---------------------------------------------------------------- runtime set-up
@@ -39,9 +37,11 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here")
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here "
+                          "(use device: auto or cpu)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device 'mps' asked for, but MPS is not available here")
+        raise ConfigError("device: 'mps' asked for, but MPS is not available here "
+                          "(use device: auto or cpu)")
     return device
 
 
@@ -62,8 +62,8 @@ def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
     when torchrun started this process (NCCL on CUDA, Gloo on CPU)."""
     # Denormal floats flush to zero (x86; a no-op where unsupported). The embedding's tiny
     # gradients and Adam moments of rarely seen words fall into the denormal range, where
-    # each CPU operation on them is many times slower: measured, a sentiment epoch of the
-    # book's model took 10.1 s instead of 3.3 s. First, so the thread pool inherits it.
+    # each CPU operation on them is many times slower (benchmarks/README.md). First, so
+    # the thread pool inherits it.
     torch.set_flush_denormal(True)
     if deterministic:
         # cuBLAS reads this when CUDA initialises, so it is set before anything else.
@@ -87,6 +87,12 @@ def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return device
+
+
+def setup_for(params) -> torch.device:
+    """setup_runtime with a stage's params."""
+    return setup_runtime(params.seed, params.device, params.train.deterministic,
+                         params.train.num_threads)
 
 
 def shard(global_size: int) -> tuple[slice, float]:
@@ -139,9 +145,8 @@ class FitResult:
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, total_steps: int):
     # The fused kernel updates each weight in one pass instead of one pass per
-    # operation: on CPU the sentiment model's 17.6M-weight embedding takes 12 ms per step
-    # instead of 68 ms; on a GPU the whole update is one launch (small steps are
-    # launch-bound there).
+    # operation (the large embedding's update is several times cheaper on CPU); on a GPU
+    # the whole update is one launch (small steps are launch-bound there).
     fused = next(model.parameters()).device.type in ("cpu", "cuda")
     params = _param_groups(model, cfg.lr, cfg.lr_scales) if cfg.lr_scales else model.parameters()
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -237,7 +242,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         window_losses, window_norms, window_items = [], [], 0
         window_start = time.perf_counter()
         round_loss_sum, round_batches = torch.zeros((), device=device), 0
-        bar = tqdm(task.batches(r), total=task.steps_in_round(r), desc=f"round {r + 1}/{task.rounds()}",
+        steps_in_round = task.steps_in_round(r)
+        bar = tqdm(task.batches(r), total=steps_in_round, desc=f"round {r + 1}/{task.rounds()}",
                    unit="batch", leave=False, mininterval=1.0, disable=rank != 0)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
@@ -255,7 +261,7 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
             window_items += n_items
             round_loss_sum += loss.detach()
             round_batches += 1
-            if len(window_losses) == cfg.log_every or round_batches == task.steps_in_round(r):
+            if len(window_losses) == cfg.log_every or round_batches == steps_in_round:
                 losses = torch.stack(window_losses).float()
                 if size > 1:  # the logged loss is the mean over all ranks
                     torch.distributed.all_reduce(losses)

@@ -30,7 +30,8 @@ TINY_PARAMS = {
     "pretrain": {"steps": 20, "eval_every": 10, "seq_len": 20, "batch_size": 8,
                  "eval_tokens": 2000, "cutoffs": [50, 200]},
     "charlm": {"steps": 40, "eval_every": 20, "embed_dim": 16, "hidden_size": 32,
-               "batch_size": 16, "sample_length": 40},
+               "batch_size": 16},
+    "samples": {"length": 40},
 }
 
 

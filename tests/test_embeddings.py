@@ -12,7 +12,8 @@ import torch
 from pipeline import embeddings
 from pipeline.config import Params, PretrainParams, SentimentParams
 from pipeline.models import build_sentiment, load_encoder
-from pipeline.stages.pretrain import pretrain_sentiment, pretrained_encoder
+from pipeline.inference import pretrained_encoder
+from pipeline.stages.pretrain_sentiment import pretrain_sentiment
 from pipeline.text import PAD_ID
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

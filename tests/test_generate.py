@@ -172,7 +172,7 @@ def test_repo_params_validate():
     assert params.seed == raw["seed"]
     assert params.charlm.mode == raw["charlm"]["mode"]
     assert params.charlm.seq_len == raw["charlm"]["seq_len"]
-    assert params.charlm.sample_temperatures == tuple(raw["charlm"]["sample_temperatures"])
+    assert params.samples.temperatures == tuple(raw["samples"]["temperatures"])
     assert params.sentiment.pooling == raw["sentiment"]["pooling"]
     assert params.train.checkpoint_every == raw["train"]["checkpoint_every"]
 

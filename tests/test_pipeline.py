@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.download import sha256_file
 from tests.http_server import LocalHTTPServer
+from tests.import_closure import closure, stage_module
 from tests.repo import ALL_STAGES, make_repo, run, serve_fixtures, stages_run
 
 pytestmark = pytest.mark.slow
@@ -64,12 +65,12 @@ def test_metrics_files(repo):
 def test_acquired_reviews_are_one_table(repo):
     # One file for DVC to hash and check, not a tree of one file per review.
     raw = repo / "data/raw/imdb"
-    assert sorted(p.name for p in raw.iterdir()) == ["reviews.parquet", "source.json"]
+    assert sorted(p.name for p in raw.iterdir()) == ["reviews.parquet", "summary.json"]
     import pandas as pd
     table = pd.read_parquet(raw / "reviews.parquet")
     assert len(table) == 4 * 60
     assert table.groupby(["split", "label"]).size().tolist() == [60] * 4
-    assert json.loads((raw / "source.json").read_text())["bad_utf8"] == 0
+    assert json.loads((raw / "summary.json").read_text())["bad_utf8"] == 0
 
 
 def test_sentiment_run_is_tracked(repo):
@@ -176,6 +177,46 @@ def test_second_repro_runs_nothing(repo):
     proc = run(["dvc", "repro"], repo)
     assert stages_run(proc.stdout) == []
     assert "up to date" in run(["dvc", "status"], repo).stdout.lower()
+
+
+def changed_stages(repo) -> set[str]:
+    return set(json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}"))
+
+
+@pytest.mark.parametrize("module", ["pipeline/models.py", "pipeline/text.py",
+                                    "pipeline/mirrors.py", "pipeline/tasks.py",
+                                    "pipeline/stages/evaluate_charlm.py"])
+def test_editing_a_module_changes_exactly_the_stages_that_import_it(repo, module):
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    expected = {name for name, stage in stages.items()
+                if module in closure(stage_module(stage["cmd"]))}
+    assert expected  # each of these modules is run by some stage
+    path = repo / module
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        assert changed_stages(repo) == expected
+    finally:
+        path.write_bytes(original)
+    assert changed_stages(repo) == set()
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    (("samples", "prime"), "Captain", {"evaluate_charlm"}),   # sampling is not training
+    (("train", "checkpoint_every"), 3, set()),                # changes no result
+    (("train", "num_threads"), 1, set()),
+    (("imdb", "url"), "file:///elsewhere/aclImdb_v1.tar.gz", set()),  # where, not what
+    (("imdb", "sha256"), "0" * 64, {"acquire_imdb"}),         # what: the data's identity
+])
+def test_only_params_that_change_results_are_dependencies(repo, key, value, expected):
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params[key[0]][key[1]] = value
+    try:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert changed_stages(repo) == expected
+    finally:
+        (repo / "params.yaml").write_text(original)
 
 
 def test_sentiment_param_reruns_only_sentiment(repo):

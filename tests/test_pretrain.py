@@ -9,9 +9,10 @@ import torch
 
 from pipeline.config import Params, PretrainParams
 from pipeline.data import ReviewSet
+from pipeline.inference import pretrained_encoder
 from pipeline.models import WordLM
-from pipeline.stages.pretrain import (WordLMTask, pretrain_sentiment, pretrained_encoder,
-                                      review_stream)
+from pipeline.stages.pretrain_sentiment import pretrain_sentiment
+from pipeline.tasks import WordLMTask, review_stream
 from pipeline.text import PAD_ID
 from pipeline.training import LoopConfig, fit
 

@@ -12,7 +12,7 @@ from pipeline.sources import (
     IMDB_FOLDERS,
     SourceError,
     extract_imdb,
-    load_reviews,
+    read_imdb_tree,
     strip_gutenberg,
     verify_imdb_tree,
 )
@@ -123,7 +123,7 @@ def test_verify_imdb_tree_on_disk(archive, tmp_path):
         verify_imdb_tree(root, expected=N)
 
 
-# --------------------------------------------------------------------------- load_reviews
+# --------------------------------------------------------------------------- read_imdb_tree
 
 
 def extract(tmp_path, **fixture_args) -> Path:
@@ -134,7 +134,7 @@ def extract(tmp_path, **fixture_args) -> Path:
 
 def test_load_reviews_frame(tmp_path):
     root = extract(tmp_path, n_per_class=N, n_movies=3)
-    frame, stats = load_reviews(root)
+    frame, stats = read_imdb_tree(root)
     assert stats == {"reviews": 4 * N, "bad_utf8": 0, "bad_utf8_files": [], "empty_dropped": 0}
     assert list(frame.columns) == ["split", "id", "rating", "label", "movie", "text"]
     assert list(frame.itertuples(index=False, name=None)) == sorted(
@@ -155,7 +155,7 @@ def test_load_reviews_frame(tmp_path):
 
 def test_load_reviews_bad_utf8_and_empty(tmp_path):
     root = extract(tmp_path, n_per_class=N, bad_utf8_ids=(3,), empty_ids=(5,))
-    frame, stats = load_reviews(root, bad_utf8="replace")
+    frame, stats = read_imdb_tree(root, bad_utf8="replace")
     bad_name = next(p.name for p in (root / "train" / "pos").glob("3_*.txt"))
     assert stats == {"reviews": 4 * N - 1, "bad_utf8": 1, "bad_utf8_files": [f"train/pos/{bad_name}"],
                      "empty_dropped": 1}
@@ -164,28 +164,28 @@ def test_load_reviews_bad_utf8_and_empty(tmp_path):
     assert 5 not in set(frame[(frame.split == "train") & (frame.label == 0)].id)
 
     with pytest.raises(SourceError, match=rf"1 review\(s\) .* not valid UTF-8: train/pos/{bad_name}"):
-        load_reviews(root, bad_utf8="fail")
+        read_imdb_tree(root, bad_utf8="fail")
 
 
 def test_load_reviews_fail_lists_ten_and_counts_rest(tmp_path):
     root = extract(tmp_path, n_per_class=N, bad_utf8_ids=tuple(range(N)))
     with pytest.raises(SourceError, match=rf"{N} review\(s\) .* and {N - 10} more$"):
-        load_reviews(root, bad_utf8="fail")
-    _, stats = load_reviews(root)
+        read_imdb_tree(root, bad_utf8="fail")
+    _, stats = read_imdb_tree(root)
     assert stats["bad_utf8"] == N and len(stats["bad_utf8_files"]) == 10
 
 
 def test_load_reviews_missing_urls_file_gives_unknown_movie(tmp_path):
     root = extract(tmp_path, n_per_class=4)
     (root / "train" / "urls_pos.txt").unlink()
-    frame, _ = load_reviews(root)
+    frame, _ = read_imdb_tree(root)
     assert (frame[(frame.split == "train") & (frame.label == 1)].movie == "unknown").all()
     assert (frame[frame.split == "test"].movie != "unknown").all()
 
 
 def test_fixture_reviews_are_learnable(tmp_path):
     from tests.fixtures import NEGATIVE_WORDS, POSITIVE_WORDS
-    frame, _ = load_reviews(extract(tmp_path, n_per_class=20))
+    frame, _ = read_imdb_tree(extract(tmp_path, n_per_class=20))
 
     def score(text: str) -> int:
         words = re.findall(r"[a-z]+", text.lower())

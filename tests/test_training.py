@@ -426,7 +426,7 @@ def test_a_slower_encoder_moves_less():
 
 DENORMALS_SCRIPT = """
 import numpy as np, torch
-from pipeline.cli import main  # what `python -m pipeline <stage>` imports first
+import pipeline.stages.train_sentiment  # what a training stage imports before set-up
 from pipeline.training import setup_runtime
 tiny = torch.from_numpy(np.full(1_000_000, 1e-39, dtype=np.float32))  # denormal, exact
 setup_runtime(1, "cpu", num_threads=2)

@@ -1,4 +1,4 @@
-"""The linear baseline the LSTM has to beat: TF-IDF over word uni- and bigrams, then
+"""Stage train_baseline: the linear baseline the LSTM has to beat: TF-IDF over word uni- and bigrams, then
 logistic regression (scikit-learn). Same prepared tokens, same train/validation/test
 split as the LSTM; the regularisation strength is picked on validation, test is scored
 once. Logged to the `sentiment` MLflow experiment, beside the LSTM runs."""
@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..command import stage_command
 from ..config import Params, flatten
 from ..data import load_reviews
 from ..evaluation import classification_metrics
+from ..outputs import (METRICS, MODEL_BASELINE, PLOTS, PREPARED_IMDB, read_json, read_provenance,
+                       require, staged_dir, write_json)
 from ..text import Vocab
-from .common import (METRICS, MODEL_BASELINE, PLOTS, PREPARED_IMDB, read_json, require,
-                     staged_dir, write_json)
-from .runner import final_metrics
 
 
 def review_texts(reviews, words: np.ndarray) -> list[str]:
@@ -25,6 +25,7 @@ def review_texts(reviews, words: np.ndarray) -> list[str]:
 
 
 def train_baseline(params: Params) -> dict:
+    """TF-IDF (uni+bigram) + logistic regression on the same split: the bar to beat."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -87,8 +88,9 @@ def train_baseline(params: Params) -> dict:
                           tags={**tracking.run_tags("train_baseline", "cpu"),
                                 "model_type": "tfidf-logreg"}):
         tracking.log_params({**flatten(p, "baseline."), "seed": params.seed,
-                             **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"))})
-        mlflow.log_metrics(final_metrics(metrics))
+                             **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"),
+                                                    read_provenance("imdb"))})
+        mlflow.log_metrics(tracking.final_metrics(metrics))
         for r in search:  # the validation curve over C, as a metric history
             mlflow.log_metric("search_val_accuracy", r["val_accuracy"],
                               step=int(round(np.log10(r["C"]) * 100)))
@@ -98,3 +100,9 @@ def train_baseline(params: Params) -> dict:
           f"(validation {metrics['val_accuracy']:.4f}, C={best['C']:g}, "
           f"{metrics['features']:,} features, {metrics['seconds']:.0f} s)")
     return metrics
+
+
+main = stage_command(train_baseline)
+
+if __name__ == "__main__":
+    main()

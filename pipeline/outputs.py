@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 DATA = Path("data")
-DOWNLOADS = DATA / "downloads"          # verified downloads, kept across runs (not a DVC output)
-CHECKPOINTS = DATA / "checkpoints"      # resumable training state (not a DVC output)
+# Not DVC outputs: nothing downstream hashes them.
+DOWNLOADS = DATA / "downloads"          # verified downloads, kept across runs
+CHECKPOINTS = DATA / "checkpoints"      # resumable training state
+PROVENANCE = DATA / "provenance"        # which URL answered, when, with what digest
 RAW_IMDB = DATA / "raw" / "imdb"
 RAW_BOOK = DATA / "raw" / "gutenberg"
 PREPARED_IMDB = DATA / "prepared" / "imdb"
@@ -24,6 +26,17 @@ MODEL_CHARLM = DATA / "models" / "charlm"
 EVAL_CHARLM = DATA / "eval" / "charlm"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The repository, also when DVC runs a stage in a temporary copy of it
+    (`dvc exp run --temp` / `--queue` work in `<repo>/.dvc/tmp/exps/<tmp>/`)."""
+    path = (start or Path.cwd()).resolve()
+    parts = path.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
 
 
 @contextlib.contextmanager
@@ -66,3 +79,19 @@ def require(path: Path, what: str, stage: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what} not found at {path}: run `dvc repro {stage}` first")
     return path
+
+
+def read_provenance(name: str) -> dict:
+    """Where data set `name` was fetched from (data/provenance/<name>.json), or {}: outputs
+    pulled from a DVC remote come without it."""
+    path = PROVENANCE / f"{name}.json"
+    return read_json(path) if path.is_file() else {}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so large archives need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,31 @@
+"""Stage acquire_gutenberg: fetch eBook #1268 (official URL or a mirror), record its
+digest, keep the book's text without the Project Gutenberg licence."""
+from __future__ import annotations
+
+from ..command import stage_command
+from ..config import Params
+from ..mirrors import Source, fetch_first
+from ..outputs import RAW_BOOK, staged_dir, write_json
+from ..sources import strip_gutenberg
+
+
+def acquire_gutenberg(params: Params) -> dict:
+    """Download eBook #1268, record its sha256, strip the licence text."""
+    p = params.gutenberg
+    path, provenance = fetch_first("gutenberg", Source(p.url, p.sha256))
+    text = strip_gutenberg(path.read_bytes())
+    if p.limit is not None:
+        text = text[:p.limit]
+    with staged_dir(RAW_BOOK) as out:
+        (out / "book.txt").write_text(text, encoding="utf-8", newline="\n")
+        summary = {"characters": len(text), "limit": p.limit}
+        write_json(out / "summary.json", summary)
+    print(f"acquired {len(text):,} characters of the book from {provenance['url']} "
+          f"-> {RAW_BOOK / 'book.txt'}")
+    return summary
+
+
+main = stage_command(acquire_gutenberg)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Stage prepare_gutenberg: character vocabulary, encoded text, held-out tail."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..command import stage_command
+from ..config import Params
+from ..outputs import PREPARED_BOOK, RAW_BOOK, require, staged_dir, write_json
+from ..text import CharVocab
+
+
+def prepare_gutenberg(params: Params) -> dict:
+    """Character vocabulary, encoded text and the held-out tail."""
+    p = params.gutenberg
+    text = require(RAW_BOOK / "book.txt", "the stripped book", "acquire_gutenberg").read_text(
+        encoding="utf-8")
+    # The vocabulary covers the whole book, so the held-out tail never meets an unknown
+    # character; it carries no other information about the tail.
+    vocab = CharVocab.build(text)
+    encoded = vocab.encode(text)
+    dtype = np.uint8 if len(vocab) <= 256 else np.int32
+    split = int(len(encoded) * (1 - p.val_fraction))
+    with staged_dir(PREPARED_BOOK) as out:
+        np.save(out / "train.npy", encoded[:split].astype(dtype))
+        np.save(out / "val.npy", encoded[split:].astype(dtype))
+        vocab.save(out / "chars.json")
+        summary = {"characters": len(encoded), "train_characters": split,
+                   "val_characters": len(encoded) - split, "vocab_size": len(vocab)}
+        write_json(out / "summary.json", summary)
+    print(f"prepared {len(encoded):,} characters ({len(vocab)} distinct), held out the last "
+          f"{len(encoded) - split:,} -> {PREPARED_BOOK}")
+    return summary
+
+
+main = stage_command(prepare_gutenberg)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Stage train_sentiment: the review classifier (embedding + LSTM), with gradient
+clipping, checkpoints and an MLflow run."""
+from __future__ import annotations
+
+import shutil
+
+from ..command import stage_command
+from ..config import Params
+from ..data import load_reviews
+from ..inference import pretrained_encoder
+from ..models import ENCODER_PREFIXES, build_sentiment, load_encoder
+from ..outputs import MODEL_SENTIMENT, MODEL_SENTIMENT_LM, PREPARED_IMDB, require, sha256_file
+from ..runner import TrainingRun, train_and_track
+from ..tasks import SentimentTask
+from ..text import Vocab
+from ..training import setup_for
+
+
+def _start_from_pretrained(model, p) -> tuple[dict, dict]:
+    """Load what pretrain_sentiment learned; (params to log, lr scales)."""
+    if p.pretrained == "none":
+        return {}, {}
+    encoder = pretrained_encoder(PREPARED_IMDB / "vocab.txt", MODEL_SENTIMENT_LM)
+    load_encoder(model, encoder)
+    provenance = {"pretrained_encoder_sha256": sha256_file(MODEL_SENTIMENT_LM / "encoder.pt")}
+    # A discriminative rate (ULMFiT): what was pretrained (the embedding, or the
+    # embedding and the LSTM) may learn slower than the fresh parts.
+    lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES
+                 if any(name.startswith(prefix) for name in encoder)}
+    return provenance, lr_scales
+
+
+def train_sentiment(params: Params) -> dict:
+    """Train the review classifier (gradient clipping, checkpoints, MLflow)."""
+    from ..serving import log_sentiment_model  # mlflow.pyfunc: imported only by training
+    p = params.sentiment
+    device = setup_for(params)
+    require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
+    splits = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)
+    vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
+    model = build_sentiment(len(vocab), p)
+    provenance, lr_scales = _start_from_pretrained(model, p)
+    task = SentimentTask(splits["train"], splits["val"], p, params.seed, device)
+    spec = TrainingRun(
+        name="sentiment", section=p, stage="train_sentiment", experiment="sentiment",
+        data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_SENTIMENT,
+        curves=["train_loss", "val_loss", "val_accuracy"],
+        write_extra=lambda out: shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt"),
+        log_model=log_sentiment_model, extra_params=provenance, lr_scales=lr_scales)
+    result = train_and_track(spec, params, model, task, device)
+    print(f"best epoch {result.best_round}: validation accuracy "
+          f"{result.best_metrics['val_accuracy']:.4f} -> {MODEL_SENTIMENT}")
+    return {"best_epoch": result.best_round, **result.best_metrics}
+
+
+main = stage_command(train_sentiment, distributed=True)
+
+if __name__ == "__main__":
+    main()
