@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test bench ui clean
+.PHONY: setup repro smoke test bench ui clean
 
 # Create or update .venv from the lock; nothing else.
 setup: $(STAMP)
@@ -17,6 +17,10 @@ $(STAMP): requirements.lock pyproject.toml
 # The whole pipeline on the real data (downloads from the official sources).
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# Every stage on the real data at small sizes (params.smoke.yaml), in a few minutes.
+smoke: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline smoke
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -15,7 +15,6 @@ Reviews are test reviews from <data-root>/raw/imdb/reviews.parquet, else synthet
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -84,7 +83,7 @@ def throwaway_model(args, out: Path, n_train: int) -> str:
         opt.step()
     torch.save(model.state_dict(), out / "model.pt")
     (out / "model.json").write_text(json.dumps({
-        "params": dataclasses.asdict(p), "best_round": 1, "best_step": 0, "best_metrics": {},
+        "params": p.model_dump(), "best_round": 1, "best_step": 0, "best_metrics": {},
         "stopped_early": False, "rounds_run": 1, "throwaway": True}, indent=2) + "\n")
     vocab.save(out / "vocab.txt")
     return source

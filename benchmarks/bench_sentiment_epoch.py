@@ -20,7 +20,7 @@ gradient clipping at 1.0 in every variant, the same N training reviews:
 
 (a)->(b) is pre-encoding + bucketing, (b)->(d) packing vs gathering, (c)->(d) bucketing,
 (e)->(d) and (a)->(f) flushing denormals, (g)->(d) the fused Adam. The pipeline flushes denormal floats to zero
-(`torch.set_flush_denormal`, in pipeline.training.setup_runtime); the book does not, so
+(`torch.set_flush_denormal`, in pipeline.runtime.setup_runtime); the book does not, so
 (a) keeps them, and (b)-(d) flush like the pipeline. Adam's moments of the embedding rows
 of rarely seen words decay into the denormal range, where the CPU is many times slower.
 The flag is per thread and inherited by threads created later, so every variant runs in

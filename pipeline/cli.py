@@ -112,3 +112,46 @@ def generate(prime, length, temperature, scale_factor, top_k, seed, model_dir) -
         click.echo(sample(model, vocab, prime, length, temperature, top_k, seed))
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--name", help="the DVC experiment's name [default: smoke-<date>-<time>]")
+@click.option("--recipe", default="params.smoke.yaml", show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the params to override, as nested YAML")
+def smoke(name: str | None, recipe: Path) -> None:
+    """Run every stage on the real data at small sizes: a DVC experiment in a temporary
+    copy, tracked in MLflow like any run; params.yaml and the workspace stay as they are."""
+    import json
+    import subprocess
+    import time
+
+    import yaml
+
+    from .config import flatten
+    name = name or time.strftime("smoke-%Y%m%d-%H%M%S")
+    overrides = flatten(yaml.safe_load(recipe.read_text(encoding="utf-8")) or {})
+    argv = ["dvc", "exp", "run", "--temp", "--name", name]
+    for key, value in overrides.items():
+        argv += ["-S", f"{key}={json.dumps(value)}"]  # JSON is YAML, as -S reads it
+    click.echo(" ".join(argv), err=True)
+    started = time.monotonic()
+    if subprocess.run(argv).returncode != 0:
+        raise click.ClickException(f"the smoke run {name} failed (its log is above)")
+    click.echo(f"smoke run {name} done in {time.monotonic() - started:.0f} s. Results: "
+               f"`dvc exp show --only-changed`; runs tagged dvc_experiment={name} in the "
+               "MLflow UI (`make ui`); `dvc exp apply " + name + "` puts its outputs here.")
+
+
+@main.command()
+@click.option("--readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="rewrite the results table of this README in place")
+def report(readme: Path | None) -> None:
+    """The results table, from metrics/*.json: printed, or written into the README."""
+    from .report import results_table, with_table
+    table = results_table()
+    if readme is None:
+        click.echo(table)
+        return
+    readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    click.echo(f"results table of {readme} rewritten from metrics/")

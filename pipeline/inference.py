@@ -19,23 +19,29 @@ from .outputs import MODEL_CHARLM, MODEL_SENTIMENT, MODEL_SENTIMENT_LM, read_jso
 from .text import CharVocab, Vocab, encode_reviews, tokenize_many
 
 
-def _weights(model_dir: Path, device) -> dict:
-    return torch.load(model_dir / "model.pt", map_location=device, weights_only=True)
+def _load(model_dir: Path, params_cls, vocab_cls, vocab_file: str, build, what: str,
+          stage: str, device):
+    """A trained model from a stage's output directory: (model, vocab, params, model.json).
+    The params it was trained with go through the same checks as params.yaml."""
+    model_dir = Path(model_dir)
+    require(model_dir / "model.pt", what, stage)
+    info = read_json(model_dir / "model.json")
+    p = section_from_dict(params_cls, info["params"], f"{model_dir / 'model.json'}: params")
+    vocab = vocab_cls.load(model_dir / vocab_file)
+    model = build(len(vocab), p)
+    model.load_state_dict(torch.load(model_dir / "model.pt", map_location=device,
+                                     weights_only=True))
+    return model.to(device).eval(), vocab, p, info
 
 
 def load_sentiment_model(model_dir: Path = MODEL_SENTIMENT, device="cpu"):
     """The trained classifier, its vocabulary, its params and model.json."""
-    model_dir = Path(model_dir)
-    require(model_dir / "model.pt", "the trained sentiment model", "train_sentiment")
-    info = read_json(model_dir / "model.json")
-    p = section_from_dict(SentimentParams, info["params"], f"{model_dir / 'model.json'}: params")
-    vocab = Vocab.load(model_dir / "vocab.txt")
-    model = build_sentiment(len(vocab), p)
-    model.load_state_dict(_weights(model_dir, device))
-    return model.to(device).eval(), vocab, p, info
+    return _load(model_dir, SentimentParams, Vocab, "vocab.txt", build_sentiment,
+                 "the trained sentiment model", "train_sentiment", device)
 
 
-def encode_texts(texts: list[str], vocab: Vocab, p: SentimentParams) -> tuple[ReviewSet, np.ndarray]:
+def encode_texts(texts: list[str], vocab: Vocab,
+                 p: SentimentParams) -> tuple[ReviewSet, np.ndarray]:
     """Raw texts as a ReviewSet the classifier reads, and how many known words each has."""
     tokens, lengths, offsets = encode_reviews(tokenize_many(texts), vocab)
     known = np.add.reduceat(tokens > 1, offsets) if len(texts) else np.zeros(0, np.int64)
@@ -56,14 +62,8 @@ def predict_texts(texts: list[str], model_dir: Path = MODEL_SENTIMENT,
 
 def load_charlm(model_dir: Path = MODEL_CHARLM, device="cpu"):
     """The trained char LSTM, its character vocabulary, its params and model.json."""
-    model_dir = Path(model_dir)
-    require(model_dir / "model.pt", "the trained char model", "train_charlm")
-    info = read_json(model_dir / "model.json")
-    p = section_from_dict(CharLMParams, info["params"], f"{model_dir / 'model.json'}: params")
-    vocab = CharVocab.load(model_dir / "chars.json")
-    model = build_charlm(len(vocab), p)
-    model.load_state_dict(_weights(model_dir, device))
-    return model.to(device).eval(), vocab, p, info
+    return _load(model_dir, CharLMParams, CharVocab, "chars.json", build_charlm,
+                 "the trained char model", "train_charlm", device)
 
 
 def pretrained_encoder(vocab_file: Path, model_dir: Path = MODEL_SENTIMENT_LM) -> dict:

@@ -2,7 +2,6 @@
 outputs written only after a successful run, artifacts."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,8 @@ from .config import Params, flatten
 from .evaluation import plot_history
 from .outputs import (CHECKPOINTS, PLOTS, fingerprint, read_json, read_provenance, sha256_file,
                       staged_dir, write_json)
-from .training import FitResult, LoopConfig, Task, fit, is_main, world
+from .runtime import is_main, world
+from .training import FitResult, LoopConfig, Task, fit
 
 # The train.* keys that change what a training produces; the others (checkpoint_every,
 # num_threads) only change how it gets there.
@@ -71,8 +71,12 @@ def train_and_track(spec: TrainingRun, params: Params, model: torch.nn.Module, t
                              "world_size": world()[1], "device_used": str(device),
                              "threads": torch.get_num_threads(),
                              **tracking.data_params(data_info, read_provenance(spec.dataset))})
-        result = fit(model, task, cfg, device, ckpt_dir / "checkpoint.pt", fp,
-                     log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
+        try:
+            result = fit(model, task, cfg, device, ckpt_dir / "checkpoint.pt", fp,
+                         log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))
+        except Exception as exc:
+            tracking.record_failure(exc)  # the run ends FAILED, saying why
+            raise
         model.load_state_dict(result.best_state)
         # Outputs first: if the tracking store fails from here on, the model survives.
         _write_outputs(spec, result)
@@ -86,7 +90,7 @@ def _write_outputs(spec: TrainingRun, result: FitResult) -> None:
     with staged_dir(spec.model_dir) as out:
         torch.save(result.best_state, out / "model.pt")
         write_json(out / "model.json", {
-            "params": dataclasses.asdict(spec.section), **spec.extra_params,
+            "params": spec.section.model_dump(), **spec.extra_params,
             "best_round": result.best_round,
             "best_step": result.best_step, "best_metrics": result.best_metrics,
             "stopped_early": result.stopped_early, "rounds_run": len(result.history)})
@@ -102,10 +106,12 @@ def _write_outputs(spec: TrainingRun, result: FitResult) -> None:
 def _log_results(spec: TrainingRun, result: FitResult) -> None:
     import mlflow
     # The evaluate stage finds this run again by the model's digest.
-    mlflow.set_tags({"best_round": result.best_round, "best_step": result.best_step,
-                     "stopped_early": str(result.stopped_early).lower(),
-                     "model_sha256": sha256_file(spec.model_dir / "model.pt")})
-    mlflow.log_metrics({f"best_{k}": v for k, v in result.best_metrics.items()})
+    mlflow.set_tag("model_sha256", sha256_file(spec.model_dir / "model.pt"))
+    # Early stopping as metrics, so the UI can chart and compare it across runs.
+    mlflow.log_metrics({"best_round": result.best_round, "best_step": result.best_step,
+                        "rounds_run": len(result.history),
+                        "stopped_early": float(result.stopped_early),
+                        **{f"best_{k}": v for k, v in result.best_metrics.items()}})
     mlflow.log_artifacts(str(spec.model_dir), "outputs")
     mlflow.log_artifact(str(PLOTS / spec.name / "learning_curves.png"), "plots")
     spec.log_model(spec.model_dir)  # a pyfunc MLflow model, registered (pipeline/serving.py)

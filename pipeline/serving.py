@@ -1,9 +1,14 @@
-"""MLflow pyfunc wrappers: the trained models as self-contained MLflow models.
+"""The trained models as MLflow models, logged "from code" and registered.
 
 The sentiment model takes raw review text (tokenizer and vocabulary travel with it) and
 returns label and probability; the char model takes a prompt, a length and a temperature
-and returns text. Each bundles the stage's output directory as an artifact, so the
-plain `model.pt` state_dict inside stays loadable with `torch.load(weights_only=True)`.
+and returns text. Each is logged by the path of a small file that builds it
+(pipeline/pyfunc_*.py, `mlflow.models.set_model`), so no pickled object is stored: the
+package's code travels with the model, the stage's output directory is its artifact, and
+the weights load with `torch.load(weights_only=True)`.
+
+Every training registers a version; the alias `champion` moves to it only when its
+validation metric beats the current champion's (MLflow's registry stages are deprecated).
 """
 from __future__ import annotations
 
@@ -14,58 +19,72 @@ import pandas as pd
 
 SENTIMENT_NAME = "sentiment-lstm"
 CHARLM_NAME = "charlm-lstm"
+CHAMPION = "champion"
+PACKAGE = Path(__file__).resolve().parent
+# What the models import beyond the standard library (tests/test_serving.py checks the
+# list against the code); pinned to the versions installed here.
+REQUIREMENTS = ["mlflow", "numpy", "pandas", "pydantic", "pyyaml", "torch"]
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from .inference import load_sentiment_model
-        # Loaded once, at load time: a broken model fails here, not at the first request.
+        from pipeline.inference import load_sentiment_model
+        # Loaded once: a broken model fails here, not at the first request.
         self.loaded = load_sentiment_model(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context, model_input, params=None):
-        from .inference import predict_texts
-        texts = _column(model_input, "text")
-        results = predict_texts([str(t) for t in texts], loaded=self.loaded)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from pipeline.inference import predict_texts
+        texts = [str(t) for t in model_input["text"]]
+        results = predict_texts(texts, loaded=self.loaded)
         return pd.DataFrame([r[:2] for r in results], columns=["label", "probability"])
 
 
 class CharLMModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        from .inference import load_charlm
+        from pipeline.inference import load_charlm
         self.model, self.vocab, _, _ = load_charlm(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context, model_input, params=None):
-        from .evaluation import generate
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        out = []
-        for row in frame.to_dict("records"):
-            out.append(generate(self.model, self.vocab, str(row["prompt"]),
-                                int(row.get("length", 200)),
-                                float(row.get("temperature", 1.0)),
-                                seed=int(row.get("seed", 1))))
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from pipeline.evaluation import generate
+        out = [generate(self.model, self.vocab, str(row["prompt"]), int(row.get("length", 200)),
+                        float(row.get("temperature", 1.0)), seed=int(row.get("seed", 1)))
+               for row in model_input.to_dict("records")]
         return pd.DataFrame({"text": out})
 
 
-def _column(model_input, name: str) -> list:
-    if isinstance(model_input, pd.DataFrame):
-        if name not in model_input.columns:
-            raise ValueError(f"input needs a {name!r} column, got {list(model_input.columns)}")
-        return list(model_input[name])
-    if isinstance(model_input, (list, tuple)):
-        return list(model_input)
-    raise ValueError(f"input must be a DataFrame with a {name!r} column or a list of strings")
+def pinned_requirements() -> list[str]:
+    from importlib.metadata import version
+    names = {"pyyaml": "PyYAML"}
+    return [f"{name}=={version(names.get(name, name)).split('+')[0]}" for name in REQUIREMENTS]
 
 
-def _log(python_model, model_dir: Path, input_example: pd.DataFrame, signature,
+def _log(model_file: str, model_dir: Path, input_example: pd.DataFrame, signature,
          registered_name: str | None):
-    import torch
-    package = Path(__file__).resolve().parent
     return mlflow.pyfunc.log_model(
-        name="model", python_model=python_model, artifacts={"model_dir": str(model_dir)},
-        code_paths=[str(package)], signature=signature, input_example=input_example,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"pandas=={pd.__version__}",
-                          f"mlflow=={mlflow.__version__}", "click", "tqdm", "pyyaml"],
-        registered_model_name=registered_name)
+        name="model", python_model=str(PACKAGE / model_file),
+        artifacts={"model_dir": str(model_dir)}, code_paths=[str(PACKAGE)],
+        signature=signature, input_example=input_example,
+        pip_requirements=pinned_requirements(), registered_model_name=registered_name)
+
+
+def promote_if_better(name: str, version: str, metric: str, mode: str) -> bool:
+    """Move the `champion` alias of `name` to `version` when its run's `metric` beats
+    the champion's run's (`mode` max or min); the first version is champion by default."""
+    client = mlflow.MlflowClient()
+    new = client.get_run(client.get_model_version(name, version).run_id).data.metrics[metric]
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is not None:
+        old = client.get_run(current.run_id).data.metrics.get(metric)
+        if old is not None and not (new > old if mode == "max" else new < old):
+            print(f"{name} version {version}: {metric} {new:.4f}, champion stays version "
+                  f"{current.version} ({old:.4f})")
+            return False
+    client.set_registered_model_alias(name, CHAMPION, version)
+    print(f"{name} version {version} is now @{CHAMPION} ({metric} {new:.4f})")
+    return True
 
 
 def log_sentiment_model(model_dir: Path, register: bool = True):
@@ -76,8 +95,11 @@ def log_sentiment_model(model_dir: Path, register: bool = True):
                                                ColSpec("double", "probability")]))
     example = pd.DataFrame({"text": ["A wonderful film, I loved it :)",
                                      "Dull and far too long."]})
-    return _log(SentimentModel(), model_dir, example, signature,
+    info = _log("pyfunc_sentiment.py", model_dir, example, signature,
                 SENTIMENT_NAME if register else None)
+    if register:
+        promote_if_better(SENTIMENT_NAME, info.registered_model_version, "best_val_accuracy", "max")
+    return info
 
 
 def log_charlm_model(model_dir: Path, register: bool = True):
@@ -88,4 +110,8 @@ def log_charlm_model(model_dir: Path, register: bool = True):
                                               ColSpec("double", "temperature")]),
                                outputs=Schema([ColSpec("string", "text")]))
     example = pd.DataFrame({"prompt": ["The island"], "length": [50], "temperature": [1.0]})
-    return _log(CharLMModel(), model_dir, example, signature, CHARLM_NAME if register else None)
+    info = _log("pyfunc_charlm.py", model_dir, example, signature,
+                CHARLM_NAME if register else None)
+    if register:
+        promote_if_better(CHARLM_NAME, info.registered_model_version, "best_val_loss", "min")
+    return info

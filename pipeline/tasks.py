@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .data import ReviewSet, StreamBatches, iterate_streams, random_windows
 from .evaluation import classification_metrics, predict_reviews, streams_loss
 from .text import PAD_ID
-from .training import shard, world
+from .runtime import shard, world
 
 EVAL_STREAMS = 64
 

@@ -96,11 +96,12 @@ def start_run(experiment: str, stage: str, device: str, resume_file: Path,
         saved = json.loads(resume_file.read_text())
         if saved.get("fingerprint") == fingerprint and saved.get("tracking_uri") == tracking_uri():
             run_id = saved["run_id"]
+    # CPU, memory (and GPU, with nvidia-ml-py) sampled while the run is active.
     if run_id is not None:
-        run = mlflow.start_run(run_id=run_id)
+        run = mlflow.start_run(run_id=run_id, log_system_metrics=True)
     else:
         run = mlflow.start_run(experiment_id=exp_id, run_name=name,
-                               tags=run_tags(stage, device))
+                               tags=run_tags(stage, device), log_system_metrics=True)
         resume_file.parent.mkdir(parents=True, exist_ok=True)
         resume_file.write_text(json.dumps({"fingerprint": fingerprint, "run_id": run.info.run_id,
                                            "tracking_uri": tracking_uri()}))
@@ -124,6 +125,14 @@ def open_training_run(experiment: str, model_sha256: str, stage: str) -> mlflow.
                                tags={**run_tags(stage, "cpu"), "model_sha256": model_sha256})
     mlflow.set_tag("dvc_eval_stage", stage)
     return run
+
+
+def record_failure(exc: BaseException) -> None:
+    """Why the active run failed, on the run itself: a tag to filter on and the
+    traceback as an artifact (a queued DVC experiment's own log does not keep it)."""
+    import traceback
+    mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+    mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
 
 
 def log_params(params: dict[str, Any]) -> None:

@@ -25,16 +25,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
     """Absolute names of everything `path` imports (relative imports resolved; for
-    `from X import a`, both X and X.a, since a may be a submodule)."""
+    `from X import a`, both X and X.a, since a may be a submodule). `top_level_only`:
+    only what importing the module runs, not the imports inside its functions."""
     here = _module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else ast.walk(tree)
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
             if node.level:
                 base = package.split(".")[:len(package.split(".")) - node.level + 1]
                 source = ".".join(base + ([node.module] if node.module else []))
@@ -67,3 +70,33 @@ def stage_module(cmd: str) -> str:
     if words[:2] != ["python", "-m"] or len(words) < 3:
         raise ValueError(f"stage command {cmd!r} is not `python -m <module> ...`")
     return words[2]
+
+
+def third_party_at_import(module: str) -> set[str]:
+    """Top-level names of the non-project, non-standard-library packages that importing
+    `module` imports (following project modules, not function bodies)."""
+    import sys
+    seen: set[Path] = set()
+    found: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None:
+            top = name.split(".")[0]
+            if top and top != PACKAGE and top not in sys.stdlib_module_names:
+                found.add(top)
+            continue
+        if path not in seen:
+            seen.add(path)
+            todo.extend(imported_modules(path, top_level_only=True))
+    return found
+
+
+if __name__ == "__main__":
+    # `python -m tests.import_closure`: each stage's code dependencies, for dvc.yaml.
+    import yaml
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        print(f"{name}:")
+        for path in sorted(closure(stage_module(stage["cmd"]))):
+            print(f"      - {path}")

@@ -70,7 +70,7 @@ def make_repo(dest: Path, overrides: dict) -> Path:
     dest.mkdir(parents=True)
     shutil.copytree(ROOT / "pipeline", dest / "pipeline",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", "params.smoke.yaml", ".gitignore"):
         shutil.copy(ROOT / name, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in {**TINY_PARAMS}.items():

@@ -3,6 +3,8 @@ HTTP on 127.0.0.1, then the MLflow store, DVC's bookkeeping and the CLI are chec
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.download import sha256_file
 from tests.http_server import LocalHTTPServer
 from tests.import_closure import closure, stage_module
-from tests.repo import ALL_STAGES, make_repo, run, serve_fixtures, stages_run
+from tests.repo import ALL_STAGES, env, make_repo, run, serve_fixtures, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +173,28 @@ def test_missing_outputs_give_clear_error(repo, tmp_path):
                repo, check=False)
     assert proc.returncode != 0
     assert "train_charlm" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_reads_any_bytes_and_says_when_it_saw_no_word(repo, tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Un film magn\u00edfico, great\n".encode("latin-1") + b"\xff\xfe\x00 junk\n")
+    proc = run(["python", "-m", "pipeline", "predict", "--file", str(latin1)], repo)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all(line.split("\t")[0] in ("positive", "negative")
+                                   for line in lines), proc.stdout
+    piped = subprocess.run([sys.executable, "-m", "pipeline", "predict"], cwd=repo,
+                           input=b"caf\xe9 great film\n", capture_output=True, env=env())
+    assert piped.returncode == 0 and b"Traceback" not in piped.stderr, piped.stderr
+    unknown = run(["python", "-m", "pipeline", "predict", "", "zzxq qqvv"], repo).stdout
+    assert unknown.count("no known word") == 2, unknown
+    assert "no known word" not in run(["python", "-m", "pipeline", "predict", "great"],
+                                      repo).stdout
+
+
+def test_generate_refuses_an_empty_prime_in_one_line(repo):
+    proc = run(["python", "-m", "pipeline", "generate", "--prime", ""], repo, check=False)
+    assert proc.returncode == 2 and "--prime" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_second_repro_runs_nothing(repo):

@@ -303,7 +303,7 @@ def test_registered_models_serve(local_repo, tmp_path):
     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{local_repo / 'mlflow.db'}"}
     port, log = free_port(), tmp_path / "serve.log"
     # Run outside the repo: the model must carry its own code.
-    proc = start_server([MLFLOW, "models", "serve", "-m", "models:/sentiment-lstm/1",
+    proc = start_server([MLFLOW, "models", "serve", "-m", "models:/sentiment-lstm@champion",
                          "--env-manager", "local", "--host", "127.0.0.1",
                          "--port", str(port)], log, cwd=tmp_path, extra_env=store)
     url = f"http://127.0.0.1:{port}"
@@ -335,7 +335,7 @@ def test_registered_models_serve(local_repo, tmp_path):
     # The char model, loaded the way a user would (in a fresh process: loading a model
     # puts its bundled code first on sys.path).
     code = ("import json, mlflow.pyfunc, pandas as pd\n"
-            "m = mlflow.pyfunc.load_model('models:/charlm-lstm/1')\n"
+            "m = mlflow.pyfunc.load_model('models:/charlm-lstm@champion')\n"
             "out = m.predict(pd.DataFrame({'prompt': ['The island'], 'length': [30],"
             " 'temperature': [1.0]}))\n"
             "print(json.dumps(list(out['text'])))\n")

@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.training import LoopConfig, TrainingDiverged, fit, make_optimizer, setup_runtime
+from pipeline.runtime import setup_runtime
+from pipeline.training import LoopConfig, TrainingDiverged, fit, make_optimizer
 
 CPU = torch.device("cpu")
 
@@ -190,7 +191,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler):
     with pytest.raises(Killed):
         train(seed=5, cfg=cfg, checkpoint=ckpt_b, kill_at_step=13)
     saved = torch.load(ckpt_b, map_location="cpu", weights_only=False)
-    assert saved["next_round"] == 2 and saved["step"] == 10 and saved["fingerprint"] == "fp"
+    assert saved["loop"]["next_round"] == 2 and saved["loop"]["step"] == 10 and saved["fingerprint"] == "fp"
 
     # A fresh process: other RNG state and other initial weights; same params and data.
     model_b, task_b, res_b = train(seed=5, cfg=cfg, checkpoint=ckpt_b, init_seed=999)
@@ -209,7 +210,7 @@ def test_checkpoint_of_other_fingerprint_is_ignored(tmp_path):
     _, _, reference = train(seed=5)
     with pytest.raises(Killed):
         train(seed=5, checkpoint=ckpt, fingerprint="old-params", kill_at_step=13)
-    assert torch.load(ckpt, weights_only=False)["next_round"] == 2
+    assert torch.load(ckpt, weights_only=False)["loop"]["next_round"] == 2
 
     _, task, res = train(seed=5, checkpoint=ckpt, fingerprint="new-params")
     assert task.rounds_seen == [0, 1, 2, 3]  # started from round 0
@@ -427,7 +428,7 @@ def test_a_slower_encoder_moves_less():
 DENORMALS_SCRIPT = """
 import numpy as np, torch
 import pipeline.stages.train_sentiment  # what a training stage imports before set-up
-from pipeline.training import setup_runtime
+from pipeline.runtime import setup_runtime
 tiny = torch.from_numpy(np.full(1_000_000, 1e-39, dtype=np.float32))  # denormal, exact
 setup_runtime(1, "cpu", num_threads=2)
 print(int((tiny * 0.5).count_nonzero()), torch.get_num_threads())

@@ -8,7 +8,7 @@ from ..data import load_chars
 from ..evaluation import generate, loss_report, stateful_loss, windowed_loss
 from ..inference import load_charlm
 from ..outputs import EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_BOOK, sha256_file, write_json
-from ..training import setup_for
+from ..runtime import setup_for
 
 BOOK_WINDOW = 40
 

@@ -11,7 +11,7 @@ from ..data import load_reviews
 from ..evaluation import classification_metrics, plot_confusion, predict_reviews
 from ..inference import load_sentiment_model
 from ..outputs import METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, sha256_file, write_json
-from ..training import setup_for
+from ..runtime import setup_for
 
 
 def _write_confusion(labels: np.ndarray, probs: np.ndarray, accuracy: float) -> None:
@@ -48,9 +48,10 @@ def evaluate_sentiment(params: Params) -> dict:
         mlflow.log_metrics(tracking.final_metrics(metrics))
         mlflow.log_artifact(str(PLOTS / "sentiment" / "confusion.png"), "plots")
         mlflow.log_artifact(str(METRICS / "sentiment.json"), "metrics")
-    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  "
-          f"ROC AUC {test['roc_auc']:.4f}  (validation accuracy {results['val'][2]['accuracy']:.4f})"
-          f" -> {METRICS / 'sentiment.json'}")
+    val = results["val"][2]
+    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  ROC AUC "
+          f"{test['roc_auc']:.4f}  (validation accuracy {val['accuracy']:.4f}) -> "
+          f"{METRICS / 'sentiment.json'}")
     return metrics
 
 

@@ -30,7 +30,7 @@ from ..outputs import (MODEL_SENTIMENT_LM, PLOTS, PREPARED_IMDB, read_json, read
 from ..runner import TrainingRun, train_and_track
 from ..tasks import WordLMTask, review_stream
 from ..text import PAD_ID, Vocab
-from ..training import setup_for
+from ..runtime import setup_for
 
 # Words whose nearest neighbours show whether the vectors learned anything.
 PROBE_WORDS = ["great", "awful", "boring", "funny", "recommend", "waste", "actor", "hitchcock"]
@@ -78,7 +78,8 @@ def pretrain_embeddings(params: Params) -> dict:
                              "pretrain.embedding_window": p.embedding_window,
                              **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"),
                                                     read_provenance("imdb"))})
-        mlflow.log_metrics(tracking.final_metrics({**{k: v for k, v in summary.items() if k != "nearest"},
+        counts = {k: v for k, v in summary.items() if k != "nearest"}
+        mlflow.log_metrics(tracking.final_metrics({**counts,
                                           "seconds": seconds}))
         mlflow.log_artifact(str(MODEL_SENTIMENT_LM / "embeddings.json"), "outputs")
     _empty_curves("word LM pretraining: none (sentiment.pretrained: embeddings)")

@@ -12,7 +12,7 @@ from ..outputs import MODEL_CHARLM, PREPARED_BOOK, require
 from ..runner import TrainingRun, train_and_track
 from ..tasks import CharTask
 from ..text import CharVocab
-from ..training import setup_for
+from ..runtime import setup_for
 
 
 def train_charlm(params: Params) -> dict:

@@ -13,7 +13,7 @@ from ..outputs import MODEL_SENTIMENT, MODEL_SENTIMENT_LM, PREPARED_IMDB, requir
 from ..runner import TrainingRun, train_and_track
 from ..tasks import SentimentTask
 from ..text import Vocab
-from ..training import setup_for
+from ..runtime import setup_for
 
 
 def _start_from_pretrained(model, p) -> tuple[dict, dict]:

@@ -1,0 +1,45 @@
+"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote),
+so the README never states a number the committed metrics do not."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+# (metrics file, key, what it is, format, the book's figure)
+ROWS = [
+    ("sentiment", "test_accuracy", "sentiment LSTM: test accuracy (25,000 reviews)", "{:.4f}",
+     "0.8598"),
+    ("sentiment", "test_roc_auc", "sentiment LSTM: test ROC AUC", "{:.4f}", ""),
+    ("sentiment", "val_accuracy", "sentiment LSTM: validation accuracy (movie-grouped)",
+     "{:.4f}", ""),
+    ("sentiment", "best_epoch", "sentiment LSTM: best epoch (by validation)", "{}", ""),
+    ("baseline", "test_accuracy", "TF-IDF + logistic regression: test accuracy", "{:.4f}", ""),
+    ("baseline", "val_accuracy", "TF-IDF + logistic regression: validation accuracy", "{:.4f}",
+     ""),
+    ("charlm", "val_loss", "char LM: held-out loss, nats/char (last 10% of the book)", "{:.4f}",
+     "none (training: ~1.10)"),
+    ("charlm", "val_bpc", "char LM: held-out bits/char", "{:.4f}", ""),
+    ("charlm", "val_windowed_loss", "char LM: held-out loss from a zero state, 40-char windows",
+     "{:.4f}", ""),
+]
+
+
+def results_table(metrics_dir: Path = Path("metrics")) -> str:
+    metrics = {name: json.loads((metrics_dir / f"{name}.json").read_text(encoding="utf-8"))
+               for name in sorted({row[0] for row in ROWS})}
+    lines = ["| measured by `dvc repro` (default params) | value | the book |",
+             "| --- | --- | --- |"]
+    for name, key, label, fmt, book in ROWS:
+        lines.append(f"| {label} | {fmt.format(metrics[name][key])} | {book} |")
+    return "\n".join(lines)
+
+
+def with_table(readme: str, table: str) -> str:
+    """`readme` with the text between the results markers replaced by `table`."""
+    if START not in readme or END not in readme:
+        raise ValueError(f"the README has no {START} ... {END} block")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{table}\n{END}{tail}"
