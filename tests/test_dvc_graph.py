@@ -3,7 +3,6 @@ stage module imports another, and the committed dvc.lock reproduces on a fresh c
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -197,6 +197,25 @@ def test_generate_refuses_an_empty_prime_in_one_line(repo):
     assert "Traceback" not in proc.stderr
 
 
+def test_evaluate_charlm_samples_with_the_params_it_is_given(repo, tmp_path):
+    """`--params X` decides the samples (the `samples` block), not the trained model's
+    own files; the default params then give back exactly the files DVC recorded."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["samples"].update(prime="the", length=25, temperatures=[0.7])
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(params, sort_keys=False))
+    samples = repo / "data/eval/charlm/samples.txt"
+    before = samples.read_bytes()
+    try:
+        run(["python", "-m", "pipeline", "evaluate-charlm", "--params", str(other)], repo)
+        text = samples.read_text()
+        assert text.count("=== temperature") == 1 and "=== temperature 0.7 " in text
+        assert text.splitlines()[1].startswith("the")
+    finally:
+        run(["python", "-m", "pipeline", "evaluate-charlm"], repo)
+    assert samples.read_bytes() == before
+
+
 def test_second_repro_runs_nothing(repo):
     proc = run(["dvc", "repro"], repo)
     assert stages_run(proc.stdout) == []

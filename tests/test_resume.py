@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.http_server import LocalHTTPServer

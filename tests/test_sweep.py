@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.http_server import LocalHTTPServer
-from tests.repo import make_repo, run, serve_fixtures, stages_run
+from tests.repo import make_repo, run, serve_fixtures
 
 pytestmark = pytest.mark.slow
 
