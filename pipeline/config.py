@@ -50,6 +50,7 @@ class ImdbParams(Section):
     sha256: Optional[Sha256] = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
     limit: Optional[PositiveInt] = None
     expected_per_class: PositiveInt = 12500
+    expected_unlabelled: PositiveInt = 50000
     bad_utf8: Literal["replace", "fail"] = "replace"
     val_size: PositiveInt = 5000
     split_by: Literal["movie", "random"] = "movie"

@@ -99,6 +99,14 @@ def load_reviews(prepared: Path, head_tokens: int | None = None,
             for split, part in table.groupby("split", sort=False)}
 
 
+def review_tables(prepared: Path, splits: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The index of the prepared reviews (no text, no tokens) of each split: what MLflow
+    shows of a dataset input (schema, row count)."""
+    table = pd.read_parquet(prepared / "reviews.parquet")
+    return {s: table[table["split"] == s].reset_index(drop=True) for s in splits
+            if (table["split"] == s).any()}
+
+
 # ---------------------------------------------------------------- characters
 def random_windows(text: torch.Tensor, seq_len: int, batch_size: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

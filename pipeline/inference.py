@@ -15,7 +15,7 @@ from .config import CharLMParams, SentimentParams, section_from_dict
 from .data import ReviewSet
 from .evaluation import predict_reviews
 from .models import build_charlm, build_sentiment
-from .outputs import MODEL_CHARLM, MODEL_SENTIMENT, MODEL_SENTIMENT_LM, read_json, require
+from .outputs import MODEL_CHARLM, MODEL_SENTIMENT, MODEL_PRETRAIN, read_json, require
 from .text import CharVocab, Vocab, encode_reviews, tokenize_many
 
 
@@ -66,11 +66,11 @@ def load_charlm(model_dir: Path = MODEL_CHARLM, device="cpu"):
                  "the trained char model", "train_charlm", device)
 
 
-def pretrained_encoder(vocab_file: Path, model_dir: Path = MODEL_SENTIMENT_LM) -> dict:
+def pretrained_encoder(vocab_file: Path, model_dir: Path = MODEL_PRETRAIN) -> dict:
     """The pretrained weights (embedding, and the LSTM after a word LM), checked to belong
     to this vocabulary."""
-    require(model_dir / "encoder.pt", "the pretrained encoder", "pretrain_sentiment")
+    require(model_dir / "encoder.pt", "the pretrained encoder", "pretrain")
     if (model_dir / "vocab.txt").read_bytes() != Path(vocab_file).read_bytes():
         raise ValueError(f"the encoder in {model_dir} was pretrained with another vocabulary "
-                         f"than {vocab_file}: run `dvc repro pretrain_sentiment`")
+                         f"than {vocab_file}: run `dvc repro pretrain`")
     return torch.load(model_dir / "encoder.pt", map_location="cpu", weights_only=True)

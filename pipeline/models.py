@@ -126,7 +126,7 @@ def load_encoder(model: SentimentLSTM, encoder_state: dict[str, torch.Tensor]) -
         raise ValueError("the pretrained encoder does not fit this sentiment model ("
                          + "; ".join(mismatched + [f"unknown {k}" for k in unknown])
                          + "): sentiment.embed_dim, hidden_size and num_layers must be the "
-                           "ones it was pretrained with (re-run pretrain_sentiment)")
+                           "ones it was pretrained with (re-run pretrain)")
     model.load_state_dict(encoder_state, strict=False)
 
 

@@ -16,11 +16,11 @@ DOWNLOADS = DATA / "downloads"          # verified downloads, kept across runs
 CHECKPOINTS = DATA / "checkpoints"      # resumable training state
 PROVENANCE = DATA / "provenance"        # which URL answered, when, with what digest
 RAW_IMDB = DATA / "raw" / "imdb"
-RAW_BOOK = DATA / "raw" / "gutenberg"
+RAW_GUTENBERG = DATA / "raw" / "gutenberg"
 PREPARED_IMDB = DATA / "prepared" / "imdb"
-PREPARED_BOOK = DATA / "prepared" / "gutenberg"
+PREPARED_GUTENBERG = DATA / "prepared" / "gutenberg"
 MODEL_SENTIMENT = DATA / "models" / "sentiment"
-MODEL_SENTIMENT_LM = DATA / "models" / "sentiment_lm"
+MODEL_PRETRAIN = DATA / "models" / "pretrain"
 MODEL_BASELINE = DATA / "models" / "baseline"
 MODEL_CHARLM = DATA / "models" / "charlm"
 EVAL_CHARLM = DATA / "eval" / "charlm"
@@ -55,13 +55,25 @@ def staged_dir(final: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Sorted keys and a fixed layout: re-runs write byte-identical files."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside `path` to write; it becomes `path` only if the block
+    finishes. A failure or kill never leaves half a file under the real name."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Sorted keys and a fixed layout: re-runs write byte-identical files."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
 
 
 def read_json(path: Path) -> Any:

@@ -35,6 +35,7 @@ class TrainingRun:
     curves: list[str]               # history columns to plot
     write_extra: Callable[[Path], None] = lambda out: None
     log_model: Callable[[Path], object] = lambda model_dir: None
+    inputs: Callable[[], dict] = dict  # the splits read, logged as MLflow datasets
     extra_params: dict = field(default_factory=dict)  # also part of the fingerprint
     lr_scales: dict = field(default_factory=dict)     # lr multipliers by parameter prefix
 
@@ -71,6 +72,7 @@ def train_and_track(spec: TrainingRun, params: Params, model: torch.nn.Module, t
                              "world_size": world()[1], "device_used": str(device),
                              "threads": torch.get_num_threads(),
                              **tracking.data_params(data_info, read_provenance(spec.dataset))})
+        tracking.log_datasets(spec.dataset, spec.inputs(), spec.data_dir, spec.dataset)
         try:
             result = fit(model, task, cfg, device, ckpt_dir / "checkpoint.pt", fp,
                          log_metrics=lambda metrics, step: mlflow.log_metrics(metrics, step=step))

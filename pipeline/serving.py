@@ -19,6 +19,7 @@ import pandas as pd
 
 SENTIMENT_NAME = "sentiment-lstm"
 CHARLM_NAME = "charlm-lstm"
+BASELINE_NAME = "sentiment-tfidf"
 CHAMPION = "champion"
 PACKAGE = Path(__file__).resolve().parent
 # What the models import beyond the standard library (tests/test_serving.py checks the
@@ -52,10 +53,22 @@ class CharLMModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"text": out})
 
 
+def pinned(names: list[str]) -> list[str]:
+    """`name==version` as installed here (torch without its local +cpu tag)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version({"pyyaml": "PyYAML"}.get(name, name))
+        except PackageNotFoundError:
+            if name != "mlflow":
+                raise
+            return version("mlflow-skinny")  # the same code without the UI
+    return [f"{name}=={installed(name).split('+')[0]}" for name in names]
+
+
 def pinned_requirements() -> list[str]:
-    from importlib.metadata import version
-    names = {"pyyaml": "PyYAML"}
-    return [f"{name}=={version(names.get(name, name)).split('+')[0]}" for name in REQUIREMENTS]
+    return pinned(REQUIREMENTS)
 
 
 def _log(model_file: str, model_dir: Path, input_example: pd.DataFrame, signature,

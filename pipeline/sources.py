@@ -19,12 +19,17 @@ from .errors import SourceError
 
 
 IMDB_FOLDERS = [("train", "pos"), ("train", "neg"), ("test", "pos"), ("test", "neg")]
+# The official archive also holds 50,000 reviews without a label, for unsupervised
+# learning; copies of the archive without them still work.
+UNLABELLED_FOLDER = ("train", "unsup")
+UNLABELLED = -1  # the label column's value for a review without one
 
 # Ratings the data set's authors put into each class (5 and 6 are left out on purpose).
-_RATINGS = {"pos": range(7, 11), "neg": range(1, 5)}
+_RATINGS = {"pos": range(7, 11), "neg": range(1, 5), "unsup": range(0, 1)}
 _REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
-_REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/([^/]+)$")
-_IMDB_METADATA = {"aclImdb/README", "aclImdb/imdb.vocab", "aclImdb/imdbEr.txt"} | {
+_REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg|unsup)/([^/]+)$")
+_IMDB_METADATA = {"aclImdb/README", "aclImdb/imdb.vocab", "aclImdb/imdbEr.txt",
+                  "aclImdb/train/urls_unsup.txt"} | {
     f"aclImdb/{split}/urls_{label}.txt" for split in ("train", "test") for label in ("pos", "neg")
 }
 _MOVIE_ID = re.compile(r"/title/(tt\d+)")
@@ -60,7 +65,8 @@ def _member_name(member: tarfile.TarInfo) -> str:
 def _select_imdb_members(members: list[tarfile.TarInfo], limit: Optional[int]) -> set[str]:
     """Names (as stored) of the members to extract: metadata plus the chosen reviews."""
     wanted: set[str] = set()
-    reviews: dict[tuple[str, str], list[tuple[int, str]]] = {folder: [] for folder in IMDB_FOLDERS}
+    folders = [*IMDB_FOLDERS, UNLABELLED_FOLDER]
+    reviews: dict[tuple[str, str], list[tuple[int, str]]] = {folder: [] for folder in folders}
     for member in members:
         if not member.isfile():
             continue
@@ -71,6 +77,8 @@ def _select_imdb_members(members: list[tarfile.TarInfo], limit: Optional[int]) -
         match = _REVIEW_MEMBER.match(name)
         if match:
             split, label, file_name = match.groups()
+            if (split, label) not in reviews:
+                continue  # e.g. test/unsup: not part of the data set
             review_id, _ = _parse_review_name(file_name, label, f"archive member {member.name!r}")
             reviews[(split, label)].append((review_id, member.name))
     for folder_reviews in reviews.values():
@@ -81,16 +89,24 @@ def _select_imdb_members(members: list[tarfile.TarInfo], limit: Optional[int]) -
     return wanted
 
 
-def verify_imdb_tree(root: Path, *, expected: int) -> dict:
-    """Check `root` (= .../aclImdb) holds `expected` well-named reviews in each folder.
+def imdb_folders(root: Path) -> list[tuple[str, str]]:
+    """The review folders under `root`: the four labelled ones, and train/unsup if there."""
+    has_unlabelled = (Path(root) / UNLABELLED_FOLDER[0] / UNLABELLED_FOLDER[1]).is_dir()
+    return IMDB_FOLDERS + ([UNLABELLED_FOLDER] if has_unlabelled else [])
+
+
+def verify_imdb_tree(root: Path, *, expected: int, expected_unlabelled: int) -> dict:
+    """Check `root` (= .../aclImdb) holds `expected` well-named reviews in each labelled
+    folder, and `expected_unlabelled` in train/unsup if the archive has that folder.
 
     Returns the number of reviews per folder, keyed 'train/pos' etc.
     """
     root = Path(root)
     counts = {}
-    for split, label in IMDB_FOLDERS:
+    for split, label in imdb_folders(root):
         folder = root / split / label
         key = f"{split}/{label}"
+        want = expected_unlabelled if (split, label) == UNLABELLED_FOLDER else expected
         if not folder.is_dir():
             raise SourceError(f"IMDb folder {key} is missing under {root}")
         seen: dict[int, str] = {}
@@ -99,33 +115,39 @@ def verify_imdb_tree(root: Path, *, expected: int) -> dict:
             if review_id in seen:
                 raise SourceError(f"{folder}: review id {review_id} appears twice ({seen[review_id]}, {path.name})")
             seen[review_id] = path.name
-        if len(seen) != expected:
-            raise SourceError(f"IMDb folder {key}: expected {expected} reviews, found {len(seen)} (in {folder})")
+        if len(seen) != want:
+            raise SourceError(f"IMDb folder {key}: expected {want} reviews, found {len(seen)} (in {folder})")
         counts[key] = len(seen)
     return counts
 
 
-def extract_imdb(archive: Path, dest: Path, *, limit: Optional[int], expected_per_class: int) -> dict:
-    """Extract the labelled reviews (and metadata) of the IMDb archive into `dest/aclImdb`.
+def extract_imdb(archive: Path, dest: Path, *, limit: Optional[int], expected_per_class: int,
+                 expected_unlabelled: int) -> dict:
+    """Extract the reviews (and metadata) of the IMDb archive into `dest/aclImdb`.
 
-    Skips the unlabelled reviews and bag-of-words files.  With `limit`, keeps only the
-    `limit` lowest review ids per split and class.  Verifies the result; on any error
-    nothing is left at `dest`.
+    Skips the bag-of-words files.  With `limit`, keeps only the `limit` lowest review ids
+    per split and class (and of the unlabelled reviews).  Verifies the result; on any
+    error nothing is left at `dest`.
     """
     archive, dest = Path(archive), Path(dest)
-    expected = int(min(expected_per_class, limit if limit is not None else math.inf))
+    cap = limit if limit is not None else math.inf
+    expected = int(min(expected_per_class, cap))
+    expected_unlabelled = int(min(expected_unlabelled, cap))
     try:
         # Decide from the member index first, so the limit picks the lowest ids
         # regardless of the order the archive stores them in.
         wanted = _select_imdb_members(list_members(archive), limit)
         extracted = safe_extract(archive, dest, keep=lambda member: member.name in wanted)
-        counts = verify_imdb_tree(dest / "aclImdb", expected=expected)
+        counts = verify_imdb_tree(dest / "aclImdb", expected=expected,
+                                  expected_unlabelled=expected_unlabelled)
     except BaseException:
         # A half-checked tree must not look like a valid stage output.
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)
         raise
-    return {"counts": counts, "reviews": sum(counts.values()), "members": extracted, "limit": limit}
+    unlabelled = counts.get("/".join(UNLABELLED_FOLDER), 0)
+    return {"counts": counts, "reviews": sum(counts.values()) - unlabelled,
+            "unlabelled": unlabelled, "members": extracted, "limit": limit}
 
 
 def _movie_ids(urls_file: Path) -> list[str]:
@@ -140,10 +162,11 @@ def _movie_ids(urls_file: Path) -> list[str]:
 
 
 def read_imdb_tree(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame, dict]:
-    """All labelled reviews under `root` (= .../aclImdb) as a DataFrame, plus stats.
+    """All reviews under `root` (= .../aclImdb) as a DataFrame, plus stats.
 
-    Columns: split, id, rating, label (1 pos, 0 neg), movie (IMDb title id or
-    'unknown'), text; sorted by (split, label, id).  Bytes that are not UTF-8 are
+    Columns: split (train, test, or unsup for the unlabelled ones), id, rating, label
+    (1 pos, 0 neg, UNLABELLED), movie (IMDb title id or 'unknown'), text; sorted by
+    (split, label, id).  Bytes that are not UTF-8 are
     replaced by U+FFFD and counted (`bad_utf8="replace"`) or make it fail
     (`bad_utf8="fail"`).  Whitespace-only reviews are dropped and counted.
     """
@@ -153,7 +176,7 @@ def read_imdb_tree(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame,
     rows = []
     bad_files: list[str] = []
     empty = 0
-    for split, label_name in IMDB_FOLDERS:
+    for split, label_name in imdb_folders(root):
         folder = root / split / label_name
         if not folder.is_dir():
             raise SourceError(f"IMDb folder {split}/{label_name} is missing under {root}")
@@ -170,10 +193,10 @@ def read_imdb_tree(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame,
                 empty += 1
                 continue
             rows.append({
-                "split": split,
+                "split": "unsup" if label_name == "unsup" else split,
                 "id": review_id,
                 "rating": rating,
-                "label": 1 if label_name == "pos" else 0,
+                "label": {"pos": 1, "neg": 0}.get(label_name, UNLABELLED),
                 "movie": movies[review_id] if review_id < len(movies) else "unknown",
                 "text": text,
             })
@@ -188,8 +211,10 @@ def read_imdb_tree(root: Path, bad_utf8: str = "replace") -> tuple[pd.DataFrame,
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.astype({"split": str, "id": "int64", "rating": "int64", "label": "int64", "movie": str, "text": str})
     frame = frame.sort_values(["split", "label", "id"], kind="stable").reset_index(drop=True)
+    unlabelled = int((frame["label"] == UNLABELLED).sum())
     stats = {
-        "reviews": len(frame),
+        "reviews": len(frame) - unlabelled,
+        "unlabelled": unlabelled,
         "bad_utf8": len(bad_files),
         "bad_utf8_files": bad_files[:_MAX_LISTED],
         "empty_dropped": empty,

@@ -43,6 +43,15 @@ def tokenize_many(texts: Sequence[str], processes: int | None = None) -> list[li
         return pool.map(tokenize, texts, chunksize=max(1, len(texts) // (processes * 8)))
 
 
+def known_words_text(texts: Iterable[str], words: frozenset[str]) -> list[str]:
+    """Raw reviews as the TF-IDF baseline reads them: tokens joined by spaces (tokens never
+    hold one), a word outside `words` as <unk>, as in the prepared data. Module-level, so
+    a served scikit-learn pipeline refers to it by name instead of pickling code."""
+    if hasattr(texts, "columns"):  # MLflow's pyfunc hands over a one-column DataFrame
+        texts = texts.iloc[:, 0]
+    return [" ".join(t if t in words else UNK for t in tokenize(str(text))) for text in texts]
+
+
 class Vocab:
     """Token <-> index. Index 0 is <pad>, 1 is <unk>, then tokens by falling frequency
     (ties broken alphabetically, so the order never depends on dict iteration order)."""

@@ -8,17 +8,21 @@ Default store: `sqlite:///<repo>/mlflow.db` with artifacts in `<repo>/mlartifact
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from .errors import TrackingUnavailable
-from .outputs import repo_root
+from .outputs import read_provenance, repo_root, sha256_file
 
 # Bounded waits for an unreachable server (MLflow's own defaults retry for minutes).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -158,3 +162,56 @@ def final_metrics(metrics: dict) -> dict[str, float]:
     so they do not add a point to the training history of the same name (the char LM's
     final held-out loss is also computed differently from the per-round estimate)."""
     return {(f"final_{k}" if k.startswith("val_") else k): float(v) for k, v in metrics.items()}
+
+
+# MLflow's dataset contexts for the splits the stages read.
+CONTEXTS = {"train": "training", "val": "validation", "test": "test", "unsup": "pretraining"}
+
+
+def content_digest(data_dir: Path) -> str:
+    """The prepared data's identity: a digest of every file's digest (the same bytes give
+    the same digest on any machine, like DVC's hash of the output)."""
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file())
+    blob = "".join(f"{p.relative_to(data_dir).as_posix()}:{sha256_file(p)}\n" for p in files)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def log_datasets(name: str, splits: dict[str, pd.DataFrame | np.ndarray], data_dir: Path,
+                 dataset: str) -> dict[str, Any]:
+    """Each split as an MLflow dataset input of the active run: named `<name>-<split>`,
+    with the prepared data's content digest and the URL the raw data came from."""
+    import mlflow.data
+    # Where the raw data came from; the prepared data itself for outputs pulled from a
+    # DVC remote (no provenance), as MLflow needs a URL or a file URI.
+    source = read_provenance(dataset).get("url") or Path(data_dir).resolve().as_uri()
+    if "://" not in source:
+        source = Path(source).resolve().as_uri()
+    digest = content_digest(data_dir)
+    logged = {}
+    for split, data in splits.items():
+        split_digest = hashlib.sha256(f"{digest}:{split}".encode()).hexdigest()[:16]
+        make = mlflow.data.from_pandas if isinstance(data, pd.DataFrame) else mlflow.data.from_numpy
+        logged[split] = make(data, source=source, name=f"{name}-{split}", digest=split_digest)
+        mlflow.log_input(logged[split], context=CONTEXTS.get(split, split),
+                         tags={"data_digest": digest})
+    return logged
+
+
+def logged_model_id(run: mlflow.ActiveRun) -> str | None:
+    """The model the training run logged (None for runs that log none)."""
+    found = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                        filter_string=f"source_run_id = '{run.info.run_id}'",
+                                        output_format="list")
+    return found[0].model_id if found else None
+
+
+def log_evaluation(metrics: dict, datasets: dict[str, Any], run: mlflow.ActiveRun) -> None:
+    """Evaluation metrics on the training run, each `test_*`/`val_*` figure linked to the
+    dataset it was measured on and to the run's logged model (MLflow 3's model view)."""
+    model_id = logged_model_id(run)
+    for split, group in (("test", "test_"), ("val", "val_"), (None, "")):
+        part = {k: v for k, v in metrics.items() if k.startswith(group)
+                and (group or not k.startswith(("test_", "val_")))}
+        if part:
+            mlflow.log_metrics(final_metrics(part), model_id=model_id,
+                               dataset=datasets.get(split) if split else None)

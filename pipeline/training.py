@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import TrainingDiverged
+from .outputs import atomic_file
 from .runtime import is_main, world
 
 
@@ -111,11 +111,9 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name, then rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save, never leaving half a checkpoint under the real name."""
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:

@@ -83,13 +83,15 @@ def make_imdb_archive(
     empty_ids: tuple = (),
     extra_members: Optional[list] = None,
     n_movies: int = 10,
+    n_unlabelled: int = 5,
 ) -> Path:
     """Write an aclImdb-shaped .tar.gz with `n_per_class` reviews per split and class.
 
     `bad_utf8_ids` get invalid UTF-8 bytes (train/pos), `empty_ids` become whitespace
     only (train/neg).  `extra_members` are added as given: `(name, bytes)` pairs for
     regular files, or `tarfile.TarInfo` objects (links, devices, ...) without data.
-    Also holds the parts `extract_imdb` must skip: train/unsup, *.feat, urls_unsup.txt.
+    Also holds `n_unlabelled` reviews in train/unsup (none: no such folder), and the
+    parts `extract_imdb` must skip: *.feat.
     """
     path = Path(path)
     rng = random.Random(seed)
@@ -98,7 +100,7 @@ def make_imdb_archive(
         "aclImdb/imdb.vocab": "\n".join(sorted(set(POSITIVE_WORDS + NEGATIVE_WORDS + NEUTRAL_WORDS))).encode() + b"\n",
         "aclImdb/imdbEr.txt": "\n".join(f"{rng.uniform(-3, 3):.6f}" for _ in range(20)).encode() + b"\n",
     }
-    dirs = {"aclImdb", "aclImdb/train", "aclImdb/test", "aclImdb/train/unsup"}
+    dirs = {"aclImdb", "aclImdb/train", "aclImdb/test"}
 
     for split_index, split in enumerate(("train", "test")):
         # Distinct title ids per split, like the real data set, shared by several reviews.
@@ -118,11 +120,12 @@ def make_imdb_archive(
             files[f"aclImdb/{split}/urls_{label}.txt"] = ("\n".join(urls) + "\n").encode()
         files[f"aclImdb/{split}/labeledBow.feat"] = b"0 0:9 1:1\n"
 
-    # What extract_imdb has to leave out.
-    for review_id in range(min(5, n_per_class)):
-        files[f"aclImdb/train/unsup/{review_id}_0.txt"] = _review_text(rng, rng.random() < 0.5).encode()
-    files["aclImdb/train/unsupBow.feat"] = b"0 0:1\n"
-    files["aclImdb/train/urls_unsup.txt"] = b"http://www.imdb.com/title/tt0000001/usercomments\n"
+    if n_unlabelled:
+        dirs.add("aclImdb/train/unsup")
+        for review_id in range(n_unlabelled):
+            files[f"aclImdb/train/unsup/{review_id}_0.txt"] = _review_text(rng, rng.random() < 0.5).encode()
+        files["aclImdb/train/unsupBow.feat"] = b"0 0:1\n"  # what extract_imdb leaves out
+        files["aclImdb/train/urls_unsup.txt"] = b"http://www.imdb.com/title/tt0000001/usercomments\n"
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -18,12 +18,13 @@ from tests.fixtures import make_gutenberg_text, make_imdb_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PER_CLASS = 60
+N_UNLABELLED = 40  # reviews in the fixture archive's train/unsup
 # Every stage of the pipeline: a first `dvc repro` must run each of them.
 ALL_STAGES = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 
 # Small enough that a full `dvc repro` takes well under a minute on 2 cores.
 TINY_PARAMS = {
-    "imdb": {"expected_per_class": N_PER_CLASS, "val_size": 30},
+    "imdb": {"expected_per_class": N_PER_CLASS, "expected_unlabelled": N_UNLABELLED, "val_size": 30},
     # The word LM, the longest pretraining path (tests/test_team.py runs `embeddings`).
     "sentiment": {"epochs": 2, "batch_size": 16, "embed_dim": 16, "hidden_size": 16,
                   "fc_size": 16, "pretrained": "lm"},
@@ -57,7 +58,8 @@ def run(args: list[str], cwd: Path, check: bool = True, extra_env: dict | None =
 
 def serve_fixtures(server, workdir: Path) -> dict:
     """Generate the fixture archive and book, serve them; return the URL params."""
-    archive = make_imdb_archive(workdir / "aclImdb_v1.tar.gz", n_per_class=N_PER_CLASS)
+    archive = make_imdb_archive(workdir / "aclImdb_v1.tar.gz", n_per_class=N_PER_CLASS,
+                                n_unlabelled=N_UNLABELLED)
     book = make_gutenberg_text(workdir / "pg1268.txt", n_chars=20000)
     return {"imdb": {"url": server.add("/imdb/aclImdb_v1.tar.gz", archive.read_bytes()),
                      "sha256": sha256_file(archive)},

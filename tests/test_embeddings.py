@@ -13,7 +13,7 @@ from pipeline import embeddings
 from pipeline.config import Params, PretrainParams, SentimentParams
 from pipeline.models import build_sentiment, load_encoder
 from pipeline.inference import pretrained_encoder
-from pipeline.stages.pretrain_sentiment import pretrain_sentiment
+from pipeline.stages.pretrain import pretrain
 from pipeline.text import PAD_ID
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,15 +76,19 @@ def test_more_dimensions_than_words_are_zero_padded():
 # --------------------------------------------------------------------------- the stage
 
 def _prepared(root, rng) -> list[str]:
-    """A small prepared IMDb directory; word 'testonly' occurs only in val/test reviews."""
-    words = ["<pad>", "<unk>"] + [f"w{i}" for i in range(40)] + ["testonly"]
+    """A small prepared IMDb directory; word 'testonly' occurs only in val/test reviews,
+    'unsuponly' only in the unlabelled ones."""
+    words = ["<pad>", "<unk>"] + [f"w{i}" for i in range(40)] + ["testonly", "unsuponly"]
     rows, tokens, offset = [], [], 0
-    for split, n in (("train", 60), ("val", 10), ("test", 10)):
+    for split, n in (("train", 60), ("val", 10), ("test", 10), ("unsup", 20)):
         for i in range(n):
             review = rng.integers(2, 42, size=int(rng.integers(5, 30)))
-            if split != "train":
-                review[0] = len(words) - 1
-            rows.append({"split": split, "id": i, "rating": 1, "label": i % 2,
+            if split in ("val", "test"):
+                review[0] = words.index("testonly")
+            if split == "unsup":
+                review[0] = words.index("unsuponly")
+            rows.append({"split": split, "id": i, "rating": 1,
+                         "label": -1 if split == "unsup" else i % 2,
                          "movie": f"m{i}", "n_tokens": len(review), "offset": offset})
             tokens.append(review)
             offset += len(review)
@@ -97,7 +101,7 @@ def _prepared(root, rng) -> list[str]:
     return words
 
 
-def test_embeddings_stage_writes_a_loadable_embedding_from_training_text_only(
+def test_embeddings_stage_learns_from_training_and_unlabelled_text_only(
         tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stage reads and writes under ./data and ./plots
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -105,8 +109,8 @@ def test_embeddings_stage_writes_a_loadable_embedding_from_training_text_only(
     params = Params(sentiment=SentimentParams(embed_dim=8, hidden_size=8,
                                               pretrained="embeddings"),
                     pretrain=PretrainParams(embedding_window=2))
-    summary = pretrain_sentiment(params)
-    out = tmp_path / "data/models/sentiment_lm"
+    summary = pretrain(params)
+    out = tmp_path / "data/models/pretrain"
     assert sorted(p.name for p in out.iterdir()) == ["embeddings.json", "encoder.pt",
                                                      "vocab.txt"]
     encoder = pretrained_encoder(tmp_path / "data/prepared/imdb/vocab.txt", out)
@@ -116,9 +120,17 @@ def test_embeddings_stage_writes_a_loadable_embedding_from_training_text_only(
     assert not vectors[PAD_ID].any()  # the padding row stays zero
     # Never test or validation text: a word seen only there has nothing to learn from.
     assert not vectors[words.index("testonly")].any()
-    assert vectors[words.index("w7")].any()
+    assert vectors[words.index("w7")].any() and vectors[words.index("unsuponly")].any()
     table = pd.read_parquet(tmp_path / "data/prepared/imdb/reviews.parquet")
-    assert summary["train_words"] == table.loc[table["split"] == "train", "n_tokens"].sum()
+    assert summary["train_words"] == table.loc[table["split"].isin(["train", "unsup"]),
+                                               "n_tokens"].sum()
+    assert summary["unlabelled_reviews"] == 20
+    # What there is to look at for word vectors: their spectrum, no empty LM chart.
+    assert sorted(p.name for p in (tmp_path / "plots/pretrain").iterdir()) == [
+        "spectrum.csv", "spectrum.png"]
+    spectrum = pd.read_csv(tmp_path / "plots/pretrain/spectrum.csv")
+    assert list(spectrum["dimension"]) == list(range(1, 9))
+    assert spectrum["cumulative"].iloc[-1] == pytest.approx(1.0)
     # The classifier starts from exactly these vectors; its LSTM keeps its own start.
     model = build_sentiment(len(words), params.sentiment)
     lstm_before = model.lstm.weight_ih_l0.clone()
@@ -127,8 +139,8 @@ def test_embeddings_stage_writes_a_loadable_embedding_from_training_text_only(
     assert torch.equal(model.lstm.weight_ih_l0, lstm_before)
     # Deterministic: a re-run writes the same bytes, so DVC sees the same output.
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    pretrain_sentiment(params)
+    pretrain(params)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     import mlflow
-    runs = mlflow.search_runs(experiment_names=["sentiment_lm"])
+    runs = mlflow.search_runs(experiment_names=["pretrain"])
     assert len(runs) == 2 and set(runs["params.pretrain.embedding_window"]) == {"2"}

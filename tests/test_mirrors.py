@@ -16,7 +16,7 @@ from pipeline.mirrors import Source, fetch_first, load_mirrors, sources
 from pipeline.outputs import sha256_file
 from tests.fixtures import make_gutenberg_text, make_imdb_archive
 from tests.http_server import LocalHTTPServer
-from tests.repo import N_PER_CLASS, make_repo, run, stages_run
+from tests.repo import N_PER_CLASS, N_UNLABELLED, make_repo, run, stages_run
 
 DATA_STAGES = ["acquire_imdb", "acquire_gutenberg", "prepare_imdb", "prepare_gutenberg"]
 
@@ -105,7 +105,8 @@ def test_two_clones_two_mirrors_same_data_hashes(tmp_path, server):
     """One clone fetches over HTTP, the other from a re-packed copy on disk through its
     machine-local mirrors file (the official URL answering 404): every data stage's
     outputs hash the same in both dvc.lock files."""
-    archive = make_imdb_archive(tmp_path / "aclImdb_v1.tar.gz", n_per_class=N_PER_CLASS)
+    archive = make_imdb_archive(tmp_path / "aclImdb_v1.tar.gz", n_per_class=N_PER_CLASS,
+                                n_unlabelled=N_UNLABELLED)
     book = make_gutenberg_text(tmp_path / "pg1268.txt", n_chars=20000)
     served = {"imdb": {"url": server.add("/imdb.tar.gz", archive.read_bytes()),
                        "sha256": sha256_file(archive)},

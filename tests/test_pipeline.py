@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from pipeline.download import sha256_file
 from tests.http_server import LocalHTTPServer
 from tests.import_closure import closure, stage_module
-from tests.repo import ALL_STAGES, env, make_repo, run, serve_fixtures, stages_run
+from tests.repo import (ALL_STAGES, N_PER_CLASS, N_UNLABELLED, env, make_repo, run,
+                        serve_fixtures, stages_run)
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +71,10 @@ def test_acquired_reviews_are_one_table(repo):
     assert sorted(p.name for p in raw.iterdir()) == ["reviews.parquet", "summary.json"]
     import pandas as pd
     table = pd.read_parquet(raw / "reviews.parquet")
-    assert len(table) == 4 * 60
-    assert table.groupby(["split", "label"]).size().tolist() == [60] * 4
+    assert len(table) == 4 * N_PER_CLASS + N_UNLABELLED
+    assert table.groupby(["split", "label"]).size().to_dict() == {
+        ("test", 0): N_PER_CLASS, ("test", 1): N_PER_CLASS, ("train", 0): N_PER_CLASS,
+        ("train", 1): N_PER_CLASS, ("unsup", -1): N_UNLABELLED}
     assert json.loads((raw / "summary.json").read_text())["bad_utf8"] == 0
 
 
@@ -99,15 +102,43 @@ def test_sentiment_run_is_tracked(repo):
     # The logged model is registered and points back to this run.
     versions = c.search_model_versions("name='sentiment-lstm'")
     assert [v.run_id for v in versions] == [r.info.run_id]
+    # The data it read and was measured on, as MLflow datasets with the prepared data's
+    # content digest and the URL the archive came from.
+    inputs = {(d.dataset.name, next(t.value for t in d.tags if t.key == "mlflow.data.context"))
+              for d in r.inputs.dataset_inputs}
+    assert inputs == {("imdb-train", "training"), ("imdb-val", "validation"),
+                      ("imdb-test", "test")}
+    sources = {json.loads(d.dataset.source)["url"] for d in r.inputs.dataset_inputs}
+    assert sources == {r.data.params["data.source.url"]}
+    # A model card on the registered version, from the evaluation.
+    metrics = json.loads((repo / "metrics/sentiment.json").read_text())
+    baseline = json.loads((repo / "metrics/baseline.json").read_text())
+    card = versions[0].description
+    assert card.startswith("# sentiment-lstm") and "## Intended use" in card
+    assert f"| test accuracy | {metrics['test_accuracy']:.4f} |" in card
+    assert f"{baseline['test_accuracy']:.4f}" in card
+    assert versions[0].tags["test_accuracy"] == f"{metrics['test_accuracy']:.4f}"
+    assert len(versions[0].tags["data_digest"]) == 64
+    assert "model_card.md" in {a.path for a in c.list_artifacts(r.info.run_id)}
+    # The test figures are linked to the logged model and the test dataset.
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    [model] = mlflow.search_logged_models(experiment_ids=[r.info.experiment_id],
+                                          filter_string=f"source_run_id = '{r.info.run_id}'",
+                                          output_format="list")
+    linked = {m.key: m.dataset_name for m in model.metrics}
+    assert linked["test_accuracy"] == "imdb-test" and linked["final_val_accuracy"] == "imdb-val"
 
 
 def test_pretraining_reads_only_training_reviews_and_is_tracked(repo):
-    c, r = only_run(repo, "sentiment_lm", "pretrain_sentiment")
+    c, r = only_run(repo, "pretrain", "pretrain")
     import pandas as pd
     table = pd.read_parquet(repo / "data/prepared/imdb/reviews.parquet")
-    train = table[table["split"] == "train"]
-    # Every training review whole plus its end marker, and nothing else (no test text).
-    assert int(r.data.params["train_words"]) == int(train["n_tokens"].sum()) + len(train)
+    read = table[table["split"].isin(["train", "unsup"])]
+    assert (table["split"] == "unsup").sum() == N_UNLABELLED
+    # Every training and unlabelled review whole plus its end marker, and nothing else
+    # (no validation or test text).
+    assert int(r.data.params["train_words"]) == int(read["n_tokens"].sum()) + len(read)
     assert r.data.params["pretrain.steps"] == "20"
     assert r.data.params["sentiment.hidden_size"] == "16"
     assert len(c.get_metric_history(r.info.run_id, "val_perplexity")) == 2
@@ -117,7 +148,7 @@ def test_pretraining_reads_only_training_reviews_and_is_tracked(repo):
     _, lstm = only_run(repo, "sentiment", "train_sentiment")
     assert lstm.data.params["sentiment.pretrained"] == "lm"
     assert lstm.data.params["pretrained_encoder_sha256"] == sha256_file(
-        repo / "data/models/sentiment_lm/encoder.pt")
+        repo / "data/models/pretrain/encoder.pt")
 
 
 def test_charlm_run_is_tracked(repo):
@@ -127,6 +158,11 @@ def test_charlm_run_is_tracked(repo):
     assert "final_val_bpc" in r.data.metrics and "final_val_windowed_loss" in r.data.metrics
     samples = {a.path for a in c.list_artifacts(r.info.run_id, "samples")}
     assert samples == {f"samples/temperature_{t}.txt" for t in (0.5, 1.0, 2.0)}
+    assert {d.dataset.name for d in r.inputs.dataset_inputs} == {"gutenberg-train",
+                                                                 "gutenberg-val"}
+    [version] = c.search_model_versions("name='charlm-lstm'")
+    metrics = json.loads((repo / "metrics/charlm.json").read_text())
+    assert f"| held-out loss (nats/char) | {metrics['val_loss']:.4f} |" in version.description
 
 
 def test_baseline_is_tracked_beside_the_lstm(repo):
@@ -135,7 +171,13 @@ def test_baseline_is_tracked_beside_the_lstm(repo):
     assert metrics["test_accuracy"] > 0.8 and metrics["test_reviews"] == 2 * 60
     assert metrics["best_C"] in (1, 3, 10, 30, 100)
     c, r = only_run(repo, "sentiment", "train_baseline")
-    assert r.data.tags["mlflow.runName"] == "tfidf-logreg"
+    assert r.data.tags["mlflow.runName"] == "tfidf-logreg-seed1"
+    # One nested run per C, each with its validation accuracy.
+    children = c.search_runs([r.info.experiment_id],
+                             f"tags.`mlflow.parentRunId` = '{r.info.run_id}'")
+    assert sorted(float(ch.data.params["baseline.C"]) for ch in children) == [1, 3, 10, 30, 100]
+    assert max(ch.data.metrics["val_accuracy"] for ch in children) == pytest.approx(
+        metrics["val_accuracy"])
     assert r.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert "final_val_accuracy" in r.data.metrics and r.data.params["baseline.ngram_max"] == "2"
     assert len(c.get_metric_history(r.info.run_id, "search_val_accuracy")) == 5
@@ -147,6 +189,23 @@ def test_baseline_is_tracked_beside_the_lstm(repo):
         model = pickle.load(f)
     good, bad = model.predict_proba(["great wonderful film", "awful boring film"])[:, 1]
     assert good > bad
+
+
+def test_baseline_is_a_registered_model_that_reads_raw_text(repo):
+    """Served from the registry like the LSTM: raw review text in, and on the raw test
+    reviews it scores exactly the accuracy the stage measured on the prepared ones."""
+    import mlflow
+    import pandas as pd
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/sentiment-tfidf@champion")
+    raw = pd.read_parquet(repo / "data/raw/imdb/reviews.parquet")
+    test = raw[raw["split"] == "test"]
+    predicted = model.predict(pd.DataFrame({"text": test["text"]}))
+    accuracy = float((predicted == test["label"].to_numpy()).mean())
+    metrics = json.loads((repo / "metrics/baseline.json").read_text())
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
+    requirements = model.metadata.get_model_info()  # logged with pinned requirements
+    assert requirements.flavors["python_function"]["loader_module"] == "mlflow.sklearn"
 
 
 def test_weights_load_safely(repo):

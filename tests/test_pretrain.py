@@ -11,7 +11,7 @@ from pipeline.config import Params, PretrainParams
 from pipeline.data import ReviewSet
 from pipeline.inference import pretrained_encoder
 from pipeline.models import WordLM
-from pipeline.stages.pretrain_sentiment import pretrain_sentiment
+from pipeline.stages.pretrain import pretrain, pretraining_text
 from pipeline.tasks import WordLMTask, review_stream
 from pipeline.text import PAD_ID
 from pipeline.training import LoopConfig, fit
@@ -75,7 +75,7 @@ def test_word_lm_task_learns_a_pattern():
 
 
 def test_encoder_of_another_vocabulary_is_refused(tmp_path):
-    lm_dir = tmp_path / "sentiment_lm"
+    lm_dir = tmp_path / "pretrain"
     lm_dir.mkdir()
     torch.save(WordLM(12, 8, 16, cutoffs=(5,)).encoder_state_dict(), lm_dir / "encoder.pt")
     (lm_dir / "vocab.txt").write_text("<pad>\n<unk>\nthe\n")
@@ -87,18 +87,32 @@ def test_encoder_of_another_vocabulary_is_refused(tmp_path):
     vocab.write_text("<pad>\n<unk>\na\n")
     with pytest.raises(ValueError, match="another vocabulary"):
         pretrained_encoder(vocab, lm_dir)
-    with pytest.raises(FileNotFoundError, match="dvc repro pretrain_sentiment"):
+    with pytest.raises(FileNotFoundError, match="dvc repro pretrain"):
         pretrained_encoder(vocab, tmp_path / "missing")
 
 
 def test_pretraining_off_writes_a_note_and_no_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stage writes under ./data and ./plots
-    note = pretrain_sentiment(Params())  # the book's recipe: no pretraining
+    note = pretrain(Params())  # the book's recipe: no pretraining
     assert note["pretrained"] == "none"
-    out = tmp_path / "data/models/sentiment_lm"
+    out = tmp_path / "data/models/pretrain"
     assert sorted(p.name for p in out.iterdir()) == ["skipped.json"]
-    assert (tmp_path / "plots/pretrain/history.csv").read_text().startswith("round,step,")
-    assert (tmp_path / "plots/pretrain/learning_curves.png").stat().st_size > 0
+    # No chart of nothing: an empty LM history table is all there is to plot.
+    assert sorted(p.name for p in (tmp_path / "plots/pretrain").iterdir()) == ["history.csv"]
+    assert (tmp_path / "plots/pretrain/history.csv").read_text() == "round,step,train_loss,val_loss\n"
     # Nothing there that a classifier asking for pretraining could mistake for a model.
-    with pytest.raises(FileNotFoundError, match="pretrain_sentiment"):
+    with pytest.raises(FileNotFoundError, match="pretrain"):
         pretrained_encoder(tmp_path / "vocab.txt", out)
+
+
+def test_pretraining_text_is_training_then_unlabelled_reviews(capsys):
+    train, unlabelled = [[5, 6, 7], [8, 9]], [[3, 4], [2, 2, 2, 2]]
+    both = pretraining_text({"train": _reviews(train), "unsup": _reviews(unlabelled)})
+    assert _split(both) == train + unlabelled  # whole reviews, whatever the head/tail cut
+    assert capsys.readouterr().out == ""
+    # An archive without train/unsup: the training reviews alone, and it says so.
+    alone = pretraining_text({"train": _reviews(train)})
+    assert _split(alone) == train
+    assert "no unlabelled reviews" in capsys.readouterr().out
+    shuffled = pretraining_text({"train": _reviews(train), "unsup": _reviews(unlabelled)}, seed=3)
+    assert sorted(map(tuple, _split(shuffled))) == sorted(map(tuple, train + unlabelled))

@@ -10,6 +10,7 @@ import pytest
 from pipeline.download import ArchiveError
 from pipeline.sources import (
     IMDB_FOLDERS,
+    UNLABELLED,
     SourceError,
     extract_imdb,
     read_imdb_tree,
@@ -19,6 +20,7 @@ from pipeline.sources import (
 from tests.fixtures import gutenberg_body, make_gutenberg_text, make_imdb_archive
 
 N = 12  # reviews per split and class in most fixtures: ids 0..11 (so '10' < '2' as text)
+U = 5   # unlabelled reviews in the fixture archive (train/unsup)
 
 
 def relative_files(root: Path) -> set[str]:
@@ -43,24 +45,39 @@ def test_imdb_archive_is_deterministic(tmp_path):
 # --------------------------------------------------------------------------- extract_imdb
 
 
-def test_extract_imdb_keeps_only_labelled_reviews(archive, tmp_path):
+def test_extract_imdb_keeps_reviews_and_unlabelled(archive, tmp_path):
     dest = tmp_path / "imdb"
-    summary = extract_imdb(archive, dest, limit=None, expected_per_class=N)
-    assert summary["counts"] == {f"{s}/{l}": N for s, l in IMDB_FOLDERS}
-    assert summary["reviews"] == 4 * N
+    summary = extract_imdb(archive, dest, limit=None, expected_per_class=N, expected_unlabelled=U)
+    assert summary["counts"] == {**{f"{s}/{l}": N for s, l in IMDB_FOLDERS}, "train/unsup": U}
+    assert (summary["reviews"], summary["unlabelled"]) == (4 * N, U)
     files = relative_files(dest)
-    assert summary["members"] == len(files) == 4 * N + 7
+    assert summary["members"] == len(files) == 4 * N + U + 8
     assert {"aclImdb/README", "aclImdb/imdb.vocab", "aclImdb/imdbEr.txt", "aclImdb/train/urls_pos.txt",
-            "aclImdb/test/urls_neg.txt"} <= files
-    assert not (dest / "aclImdb" / "train" / "unsup").exists()
-    assert not any(f.endswith(".feat") or "unsup" in f for f in files)
+            "aclImdb/test/urls_neg.txt", "aclImdb/train/urls_unsup.txt"} <= files
+    assert not any(f.endswith(".feat") for f in files)
+
+
+def test_extract_imdb_without_unlabelled_folder(tmp_path):
+    archive = make_imdb_archive(tmp_path / "a.tar.gz", n_per_class=4, n_unlabelled=0)
+    summary = extract_imdb(archive, tmp_path / "imdb", limit=None, expected_per_class=4,
+                           expected_unlabelled=50000)
+    assert summary["unlabelled"] == 0 and "train/unsup" not in summary["counts"]
+    frame, stats = read_imdb_tree(tmp_path / "imdb" / "aclImdb")
+    assert stats["unlabelled"] == 0 and set(frame.split) == {"train", "test"}
+
+
+def test_extract_imdb_wrong_unlabelled_count(archive, tmp_path):
+    with pytest.raises(SourceError, match=rf"train/unsup: expected {U + 1} reviews, found {U}"):
+        extract_imdb(archive, tmp_path / "imdb", limit=None, expected_per_class=N,
+                     expected_unlabelled=U + 1)
+    assert not (tmp_path / "imdb").exists()
 
 
 def test_extract_imdb_limit_takes_lowest_ids(archive, tmp_path):
     dest = tmp_path / "imdb"
-    summary = extract_imdb(archive, dest, limit=3, expected_per_class=12500)
-    assert summary["counts"] == {f"{s}/{l}": 3 for s, l in IMDB_FOLDERS}
-    for split, label in IMDB_FOLDERS:
+    summary = extract_imdb(archive, dest, limit=3, expected_per_class=12500, expected_unlabelled=50000)
+    assert summary["counts"] == {**{f"{s}/{l}": 3 for s, l in IMDB_FOLDERS}, "train/unsup": 3}
+    for split, label in [*IMDB_FOLDERS, ("train", "unsup")]:
         ids = sorted(int(p.name.split("_")[0]) for p in (dest / "aclImdb" / split / label).iterdir())
         assert ids == [0, 1, 2]
 
@@ -68,7 +85,7 @@ def test_extract_imdb_limit_takes_lowest_ids(archive, tmp_path):
 def test_extract_imdb_wrong_count(archive, tmp_path):
     dest = tmp_path / "imdb"
     with pytest.raises(SourceError, match=rf"train/pos: expected {N + 1} reviews, found {N}"):
-        extract_imdb(archive, dest, limit=None, expected_per_class=N + 1)
+        extract_imdb(archive, dest, limit=None, expected_per_class=N + 1, expected_unlabelled=U)
     assert not dest.exists()
 
 
@@ -81,7 +98,7 @@ def test_extract_imdb_rejects_bad_review_names(tmp_path, member, message):
     archive = make_imdb_archive(tmp_path / "a.tar.gz", n_per_class=4, extra_members=[(member, b"text")])
     dest = tmp_path / "imdb"
     with pytest.raises(SourceError, match=message) as info:
-        extract_imdb(archive, dest, limit=None, expected_per_class=4)
+        extract_imdb(archive, dest, limit=None, expected_per_class=4, expected_unlabelled=U)
     assert member in str(info.value)
     assert not dest.exists()
 
@@ -92,7 +109,7 @@ def test_extract_imdb_refuses_escaping_member(tmp_path):
     archive = make_imdb_archive(tmp_path / "a.tar.gz", n_per_class=2, extra_members=[evil])
     dest = tmp_path / "imdb"
     with pytest.raises(ArchiveError, match="aclImdb/README"):
-        extract_imdb(archive, dest, limit=None, expected_per_class=2)
+        extract_imdb(archive, dest, limit=None, expected_per_class=2, expected_unlabelled=U)
     assert not dest.exists()
 
 
@@ -101,26 +118,26 @@ def test_extract_imdb_truncated(archive, tmp_path):
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     dest = tmp_path / "imdb"
     with pytest.raises(ArchiveError, match="truncated or corrupt"):
-        extract_imdb(cut, dest, limit=None, expected_per_class=N)
+        extract_imdb(cut, dest, limit=None, expected_per_class=N, expected_unlabelled=U)
     assert not dest.exists()
 
 
 def test_verify_imdb_tree_on_disk(archive, tmp_path):
     dest = tmp_path / "imdb"
-    extract_imdb(archive, dest, limit=None, expected_per_class=N)
+    extract_imdb(archive, dest, limit=None, expected_per_class=N, expected_unlabelled=U)
     root = dest / "aclImdb"
     review = next((root / "test" / "pos").iterdir())
     review.rename(review.with_name("3_5.txt.bak"))
     with pytest.raises(SourceError, match="not of the form ID_RATING.txt"):
-        verify_imdb_tree(root, expected=N)
+        verify_imdb_tree(root, expected=N, expected_unlabelled=U)
     (root / "test" / "pos" / "3_5.txt.bak").unlink()
     with pytest.raises(SourceError, match=rf"test/pos: expected {N} reviews, found {N - 1}"):
-        verify_imdb_tree(root, expected=N)
+        verify_imdb_tree(root, expected=N, expected_unlabelled=U)
     for path in (root / "train" / "neg").iterdir():
         path.unlink()
     (root / "train" / "neg").rmdir()
     with pytest.raises(SourceError, match="train/neg is missing"):
-        verify_imdb_tree(root, expected=N)
+        verify_imdb_tree(root, expected=N, expected_unlabelled=U)
 
 
 # --------------------------------------------------------------------------- read_imdb_tree
@@ -128,15 +145,20 @@ def test_verify_imdb_tree_on_disk(archive, tmp_path):
 
 def extract(tmp_path, **fixture_args) -> Path:
     archive = make_imdb_archive(tmp_path / "a.tar.gz", **fixture_args)
-    extract_imdb(archive, tmp_path / "imdb", limit=None, expected_per_class=fixture_args["n_per_class"])
+    extract_imdb(archive, tmp_path / "imdb", limit=None, expected_per_class=fixture_args["n_per_class"], expected_unlabelled=U)
     return tmp_path / "imdb" / "aclImdb"
 
 
 def test_load_reviews_frame(tmp_path):
     root = extract(tmp_path, n_per_class=N, n_movies=3)
     frame, stats = read_imdb_tree(root)
-    assert stats == {"reviews": 4 * N, "bad_utf8": 0, "bad_utf8_files": [], "empty_dropped": 0}
+    assert stats == {"reviews": 4 * N, "unlabelled": U, "bad_utf8": 0, "bad_utf8_files": [],
+                     "empty_dropped": 0}
     assert list(frame.columns) == ["split", "id", "rating", "label", "movie", "text"]
+    unlabelled = frame[frame.split == "unsup"]
+    assert len(unlabelled) == U and (unlabelled.label == UNLABELLED).all()
+    assert (unlabelled.rating == 0).all()
+    frame = frame[frame.split != "unsup"]
     assert list(frame.itertuples(index=False, name=None)) == sorted(
         frame.itertuples(index=False, name=None), key=lambda row: (row[0], row[3], row[1]))
     assert frame.groupby(["split", "label"]).size().to_dict() == {
@@ -157,7 +179,7 @@ def test_load_reviews_bad_utf8_and_empty(tmp_path):
     root = extract(tmp_path, n_per_class=N, bad_utf8_ids=(3,), empty_ids=(5,))
     frame, stats = read_imdb_tree(root, bad_utf8="replace")
     bad_name = next(p.name for p in (root / "train" / "pos").glob("3_*.txt"))
-    assert stats == {"reviews": 4 * N - 1, "bad_utf8": 1, "bad_utf8_files": [f"train/pos/{bad_name}"],
+    assert stats == {"reviews": 4 * N - 1, "unlabelled": U, "bad_utf8": 1, "bad_utf8_files": [f"train/pos/{bad_name}"],
                      "empty_dropped": 1}
     replaced = frame[(frame.split == "train") & (frame.label == 1) & (frame.id == 3)].text.iloc[0]
     assert "\ufffd" in replaced

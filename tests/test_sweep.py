@@ -33,7 +33,7 @@ def test_two_workers_sweep_loses_nothing(tmp_path):
     try:
         repo = make_repo(tmp_path / "repo", serve_fixtures(server, tmp_path))
         # The shared part once, so the workers train rather than all download.
-        run(["dvc", "repro", "prepare_imdb", "pretrain_sentiment"], repo)
+        run(["dvc", "repro", "prepare_imdb", "pretrain"], repo)
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-qm", "data"], repo)
         run(["dvc", "exp", "run", "--queue", "-S", f"sentiment.lr={','.join(LRS)}"], repo)

@@ -41,7 +41,7 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-SENTIMENT_STAGES = {"acquire_imdb", "prepare_imdb", "pretrain_sentiment", "train_sentiment"}
+SENTIMENT_STAGES = {"acquire_imdb", "prepare_imdb", "pretrain", "train_sentiment"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -227,11 +227,11 @@ def test_pipeline_tracks_to_mlflow_server_on_postgres(server_repo, mlflow_server
     assert r.data.tags["dvc_stage"] == "train_sentiment"
     assert r.data.params["sentiment.pretrained"] == "embeddings"
     # The word vectors' run: in its own experiment, on the server, with its summary.
-    [vectors] = client.search_runs([client.get_experiment_by_name("sentiment_lm").experiment_id])
-    assert vectors.data.tags["dvc_stage"] == "pretrain_sentiment"
+    [vectors] = client.search_runs([client.get_experiment_by_name("pretrain").experiment_id])
+    assert vectors.data.tags["dvc_stage"] == "pretrain"
     assert vectors.data.metrics["ppmi_pairs"] > 0
     assert r.data.params["pretrained_encoder_sha256"] == sha256_file(
-        server_repo / "data/models/sentiment_lm/encoder.pt")
+        server_repo / "data/models/pretrain/encoder.pt")
     assert [a.path for a in client.list_artifacts(vectors.info.run_id, "outputs")] == [
         "outputs/embeddings.json"]
     for metric in ("train_loss", "val_accuracy"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..command import stage_command
 from ..config import Params
 from ..mirrors import Source, fetch_first
-from ..outputs import RAW_BOOK, staged_dir, write_json
+from ..outputs import RAW_GUTENBERG, staged_dir, write_json
 from ..sources import strip_gutenberg
 
 
@@ -16,12 +16,12 @@ def acquire_gutenberg(params: Params) -> dict:
     text = strip_gutenberg(path.read_bytes())
     if p.limit is not None:
         text = text[:p.limit]
-    with staged_dir(RAW_BOOK) as out:
+    with staged_dir(RAW_GUTENBERG) as out:
         (out / "book.txt").write_text(text, encoding="utf-8", newline="\n")
         summary = {"characters": len(text), "limit": p.limit}
         write_json(out / "summary.json", summary)
     print(f"acquired {len(text):,} characters of the book from {provenance['url']} "
-          f"-> {RAW_BOOK / 'book.txt'}")
+          f"-> {RAW_GUTENBERG / 'book.txt'}")
     return summary
 
 

@@ -1,5 +1,6 @@
 """Stage acquire_imdb: fetch the IMDb archive (official URL or a mirror), verify its
-sha256, extract and check the labelled reviews, gather them into one parquet table."""
+sha256, extract and check the reviews (labelled, and unlabelled where the archive has them),
+gather them into one parquet table."""
 from __future__ import annotations
 
 import shutil
@@ -18,7 +19,8 @@ def acquire_imdb(params: Params) -> dict:
     with staged_dir(RAW_IMDB) as out:
         tree = out / "extracted"
         counts = extract_imdb(archive, tree, limit=p.limit,
-                              expected_per_class=p.expected_per_class)
+                              expected_per_class=p.expected_per_class,
+                              expected_unlabelled=p.expected_unlabelled)
         table, read_stats = read_imdb_tree(tree / "aclImdb", p.bad_utf8)
         # One table instead of 50,000 small files: DVC hashes and checks one file, so
         # a `dvc repro` with nothing to do stays fast.
@@ -28,7 +30,8 @@ def acquire_imdb(params: Params) -> dict:
         # outside every hashed output.
         summary = {**counts, **read_stats}
         write_json(out / "summary.json", summary)
-    print(f"acquired {summary['reviews']:,} reviews from {provenance['url']} "
+    print(f"acquired {summary['reviews']:,} labelled and {summary['unlabelled']:,} unlabelled "
+          f"reviews from {provenance['url']} "
           f"(sha256 {provenance['sha256'][:12]}...) -> {RAW_IMDB / 'reviews.parquet'}")
     return summary
 

@@ -7,7 +7,8 @@ from ..config import Params
 from ..data import load_chars
 from ..evaluation import generate, loss_report, stateful_loss, windowed_loss
 from ..inference import load_charlm
-from ..outputs import EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_BOOK, sha256_file, write_json
+from ..outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG, read_provenance,
+                       sha256_file, write_json)
 from ..runtime import setup_for
 
 BOOK_WINDOW = 40
@@ -25,7 +26,7 @@ def evaluate_charlm(params: Params) -> dict:
     """Held-out loss of the char LSTM, and samples at several temperatures."""
     device = setup_for(params)
     model, vocab, _, info = load_charlm(device=device)
-    _, val = load_chars(PREPARED_BOOK)
+    _, val = load_chars(PREPARED_GUTENBERG)
     stateful = loss_report(stateful_loss(model, val, device))
     # The book's view whatever the training mode: random 40-char windows from a zero
     # state, so the figure compares across recipes.
@@ -42,8 +43,11 @@ def evaluate_charlm(params: Params) -> dict:
     import mlflow
     from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("charlm", sha256_file(MODEL_CHARLM / "model.pt"),
-                                    "evaluate_charlm"):
-        mlflow.log_metrics(tracking.final_metrics(metrics))
+                                    "evaluate_charlm") as run:
+        datasets = tracking.log_datasets("gutenberg", {"val": val.numpy()}, PREPARED_GUTENBERG,
+                                         "gutenberg")
+        tracking.log_evaluation(metrics, datasets, run)
+        _attach_card(run, metrics, info, tracking.content_digest(PREPARED_GUTENBERG))
         for t, sample in zip(params.samples.temperatures, samples):
             mlflow.log_text(sample, f"samples/temperature_{t}.txt")
         mlflow.log_artifact(str(METRICS / "charlm.json"), "metrics")
@@ -52,6 +56,26 @@ def evaluate_charlm(params: Params) -> dict:
           f"{METRICS / 'charlm.json'}, {EVAL_CHARLM / 'samples.txt'}")
     print(samples[0])
     return metrics
+
+
+def _attach_card(run, metrics: dict, info: dict, digest: str) -> None:
+    from ..model_card import CHARLM_LIMITS, CHARLM_USE, attach_card, card_markdown
+    from ..serving import CHARLM_NAME
+    source = read_provenance("gutenberg").get("url", "a DVC remote")
+    data = (f"Project Gutenberg #1268, The Mysterious Island: the text between the licence "
+            f"markers, the last {metrics['val_characters']:,} characters held out. Prepared "
+            f"data digest `{digest[:16]}`, fetched from {source}.")
+    results = [("held-out loss (nats/char)", f"{metrics['val_loss']:.4f}"),
+               ("held-out bits/char", f"{metrics['val_bpc']:.4f}"),
+               ("zero-state 40-char windows (the book's view), nats/char",
+                f"{metrics['val_windowed_loss']:.4f}")]
+    card = card_markdown(f"{CHARLM_NAME}: character language model",
+                         "Character-level LSTM: a prompt, a length and a temperature in, "
+                         "sampled text out.", data, info["params"], results, CHARLM_USE,
+                         CHARLM_LIMITS)
+    attach_card(CHARLM_NAME, run, card, {
+        "data_digest": digest, "val_loss": f"{metrics['val_loss']:.4f}",
+        "git_commit": run.data.tags.get("git_commit", "unknown")})
 
 
 main = stage_command(evaluate_charlm)

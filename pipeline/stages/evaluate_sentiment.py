@@ -1,5 +1,6 @@
 """Stage evaluate_sentiment: score the classifier on the test reviews; metrics and a
-confusion matrix, logged to the training run."""
+confusion matrix, logged to the training run with the datasets they were measured on,
+and a model card (beside the TF-IDF baseline's figures) on the registered version."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +8,11 @@ import pandas as pd
 
 from ..command import stage_command
 from ..config import Params
-from ..data import load_reviews
+from ..data import load_reviews, review_tables
 from ..evaluation import classification_metrics, plot_confusion, predict_reviews
 from ..inference import load_sentiment_model
-from ..outputs import METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, sha256_file, write_json
+from ..outputs import (METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json,
+                       read_provenance, require, sha256_file, write_json)
 from ..runtime import setup_for
 
 
@@ -27,6 +29,8 @@ def _write_confusion(labels: np.ndarray, probs: np.ndarray, accuracy: float) -> 
 def evaluate_sentiment(params: Params) -> dict:
     """Score the classifier on the test reviews; metrics, confusion matrix."""
     device = setup_for(params)
+    baseline = read_json(require(METRICS / "baseline.json", "the baseline's metrics",
+                                 "train_baseline"))
     model, _, p, info = load_sentiment_model(device=device)
     splits = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)
     results = {}
@@ -44,8 +48,11 @@ def evaluate_sentiment(params: Params) -> dict:
     import mlflow
     from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("sentiment", sha256_file(MODEL_SENTIMENT / "model.pt"),
-                                    "evaluate_sentiment"):
-        mlflow.log_metrics(tracking.final_metrics(metrics))
+                                    "evaluate_sentiment") as run:
+        datasets = tracking.log_datasets("imdb", review_tables(PREPARED_IMDB, ("val", "test")),
+                                         PREPARED_IMDB, "imdb")
+        tracking.log_evaluation(metrics, datasets, run)
+        _attach_card(run, metrics, baseline, p, tracking.content_digest(PREPARED_IMDB))
         mlflow.log_artifact(str(PLOTS / "sentiment" / "confusion.png"), "plots")
         mlflow.log_artifact(str(METRICS / "sentiment.json"), "metrics")
     val = results["val"][2]
@@ -53,6 +60,31 @@ def evaluate_sentiment(params: Params) -> dict:
           f"{test['roc_auc']:.4f}  (validation accuracy {val['accuracy']:.4f}) -> "
           f"{METRICS / 'sentiment.json'}")
     return metrics
+
+
+def _attach_card(run, metrics: dict, baseline: dict, p, digest: str) -> None:
+    from ..model_card import SENTIMENT_LIMITS, SENTIMENT_USE, attach_card, card_markdown
+    from ..serving import SENTIMENT_NAME
+    summary = read_json(PREPARED_IMDB / "summary.json")
+    n = summary["reviews"]
+    source = read_provenance("imdb").get("url", "a DVC remote")
+    data = (f"IMDb Large Movie Review Dataset: {n['train']:,} training and {n['val']:,} "
+            f"validation reviews (whole movies held out), {n['test']:,} test reviews of other "
+            f"movies; {summary.get('unlabelled', 0):,} unlabelled reviews for pretraining "
+            f"only. Prepared data digest `{digest[:16]}`, fetched from {source}.")
+    results = [("test accuracy", f"{metrics['test_accuracy']:.4f}"),
+               ("test ROC AUC", f"{metrics['test_roc_auc']:.4f}"),
+               ("validation accuracy", f"{metrics['val_accuracy']:.4f}"),
+               ("TF-IDF + logistic regression, same test reviews",
+                f"{baseline['test_accuracy']:.4f}")]
+    card = card_markdown(f"{SENTIMENT_NAME}: IMDb review sentiment",
+                         "Embedding + LSTM classifier of raw review text (the tokenizer and "
+                         "vocabulary travel with the model): label and probability.",
+                         data, p.model_dump(), results, SENTIMENT_USE, SENTIMENT_LIMITS)
+    attach_card(SENTIMENT_NAME, run, card, {
+        "data_digest": digest, "test_accuracy": f"{metrics['test_accuracy']:.4f}",
+        "baseline_test_accuracy": f"{baseline['test_accuracy']:.4f}",
+        "git_commit": run.data.tags.get("git_commit", "unknown")})
 
 
 main = stage_command(evaluate_sentiment)

@@ -5,14 +5,14 @@ import numpy as np
 
 from ..command import stage_command
 from ..config import Params
-from ..outputs import PREPARED_BOOK, RAW_BOOK, require, staged_dir, write_json
+from ..outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, require, staged_dir, write_json
 from ..text import CharVocab
 
 
 def prepare_gutenberg(params: Params) -> dict:
     """Character vocabulary, encoded text and the held-out tail."""
     p = params.gutenberg
-    text = require(RAW_BOOK / "book.txt", "the stripped book", "acquire_gutenberg").read_text(
+    text = require(RAW_GUTENBERG / "book.txt", "the stripped book", "acquire_gutenberg").read_text(
         encoding="utf-8")
     # The vocabulary covers the whole book, so the held-out tail never meets an unknown
     # character; it carries no other information about the tail.
@@ -20,7 +20,7 @@ def prepare_gutenberg(params: Params) -> dict:
     encoded = vocab.encode(text)
     dtype = np.uint8 if len(vocab) <= 256 else np.int32
     split = int(len(encoded) * (1 - p.val_fraction))
-    with staged_dir(PREPARED_BOOK) as out:
+    with staged_dir(PREPARED_GUTENBERG) as out:
         np.save(out / "train.npy", encoded[:split].astype(dtype))
         np.save(out / "val.npy", encoded[split:].astype(dtype))
         vocab.save(out / "chars.json")
@@ -28,7 +28,7 @@ def prepare_gutenberg(params: Params) -> dict:
                    "val_characters": len(encoded) - split, "vocab_size": len(vocab)}
         write_json(out / "summary.json", summary)
     print(f"prepared {len(encoded):,} characters ({len(vocab)} distinct), held out the last "
-          f"{len(encoded) - split:,} -> {PREPARED_BOOK}")
+          f"{len(encoded) - split:,} -> {PREPARED_GUTENBERG}")
     return summary
 
 

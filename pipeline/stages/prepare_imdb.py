@@ -1,6 +1,7 @@
 """Stage prepare_imdb: tokenise every review once, split off validation, build the
 vocabulary from the training part, encode to compact integer arrays plus a pandas index
-of every review."""
+of every review. The unlabelled reviews (split `unsup`, if the archive has them) are
+encoded with the same vocabulary, for pretraining only."""
 from __future__ import annotations
 
 import time
@@ -49,12 +50,12 @@ def split_train_val(train: pd.DataFrame, val_size: int, split_by: str, seed: int
 
 
 def _split(table: pd.DataFrame, p, seed: int) -> pd.DataFrame:
-    """The table with split train/val/test, ordered by split, label and id."""
+    """The table with split train/val/test (and unsup), ordered by split, label and id."""
     table = table.sort_values(["split", "label", "id"], kind="stable").reset_index(drop=True)
     train_rows = table.index[table["split"] == "train"]
     is_val = split_train_val(table.loc[train_rows], p.val_size, p.split_by, seed)
     table.loc[train_rows[is_val], "split"] = "val"
-    order = {"train": 0, "val": 1, "test": 2}
+    order = {"train": 0, "val": 1, "test": 2, "unsup": 3}
     return (table.assign(_order=table["split"].map(order))
             .sort_values(["_order", "label", "id"], kind="stable")
             .drop(columns="_order").reset_index(drop=True))
@@ -66,6 +67,7 @@ def _summary(index: pd.DataFrame, vocab: Vocab, tokens: np.ndarray, read_stats: 
     part = {s: index[index["split"] == s] for s in splits}
     return {
         "reviews": {s: len(part[s]) for s in splits},
+        "unlabelled": int((index["split"] == "unsup").sum()),
         "positive": {s: int(part[s]["label"].sum()) for s in splits},
         "movies": {s: int(part[s]["movie"].nunique()) for s in splits},
         "val_movies_in_train": len(set(part["val"]["movie"]) & set(part["train"]["movie"])
@@ -99,7 +101,7 @@ def prepare_imdb(params: Params) -> dict:
         vocab.save(out / "vocab.txt")
         summary = _summary(index, vocab, tokens, read_json(RAW_IMDB / "summary.json"))
         write_json(out / "summary.json", summary)
-    print(f"prepared {len(index):,} reviews, vocabulary {len(vocab):,} in "
+    print(f"prepared {len(index):,} reviews ({summary['unlabelled']:,} unlabelled), vocabulary {len(vocab):,} in "
           f"{time.perf_counter() - started:.1f} s -> {PREPARED_IMDB}")
     return summary
 

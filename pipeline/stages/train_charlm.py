@@ -8,7 +8,7 @@ from ..command import stage_command
 from ..config import Params
 from ..data import load_chars
 from ..models import build_charlm
-from ..outputs import MODEL_CHARLM, PREPARED_BOOK, require
+from ..outputs import MODEL_CHARLM, PREPARED_GUTENBERG, require
 from ..runner import TrainingRun, train_and_track
 from ..tasks import CharTask
 from ..text import CharVocab
@@ -20,17 +20,18 @@ def train_charlm(params: Params) -> dict:
     from ..serving import log_charlm_model  # mlflow.pyfunc: imported only by training
     p = params.charlm
     device = setup_for(params)
-    require(PREPARED_BOOK / "train.npy", "the encoded book", "prepare_gutenberg")
-    train, val = load_chars(PREPARED_BOOK)
-    vocab = CharVocab.load(PREPARED_BOOK / "chars.json")
+    require(PREPARED_GUTENBERG / "train.npy", "the encoded book", "prepare_gutenberg")
+    train, val = load_chars(PREPARED_GUTENBERG)
+    vocab = CharVocab.load(PREPARED_GUTENBERG / "chars.json")
     model = build_charlm(len(vocab), p)
     task = CharTask(train, val, p, params.seed, device)
     spec = TrainingRun(
         name="charlm", section=p, stage="train_charlm", experiment="charlm",
-        data_dir=PREPARED_BOOK, dataset="gutenberg", model_dir=MODEL_CHARLM,
+        data_dir=PREPARED_GUTENBERG, dataset="gutenberg", model_dir=MODEL_CHARLM,
         curves=["train_loss", "val_loss"],
-        write_extra=lambda out: shutil.copy(PREPARED_BOOK / "chars.json", out / "chars.json"),
-        log_model=log_charlm_model)
+        write_extra=lambda out: shutil.copy(PREPARED_GUTENBERG / "chars.json", out / "chars.json"),
+        log_model=log_charlm_model,
+        inputs=lambda: {"train": train.numpy(), "val": val.numpy()})
     result = train_and_track(spec, params, model, task, device)
     print(f"best step {result.best_step}: held-out loss {result.best_metrics['val_loss']:.4f} "
           f"nats/char -> {MODEL_CHARLM}")

@@ -6,10 +6,10 @@ import shutil
 
 from ..command import stage_command
 from ..config import Params
-from ..data import load_reviews
+from ..data import load_reviews, review_tables
 from ..inference import pretrained_encoder
 from ..models import ENCODER_PREFIXES, build_sentiment, load_encoder
-from ..outputs import MODEL_SENTIMENT, MODEL_SENTIMENT_LM, PREPARED_IMDB, require, sha256_file
+from ..outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, PREPARED_IMDB, require, sha256_file
 from ..runner import TrainingRun, train_and_track
 from ..tasks import SentimentTask
 from ..text import Vocab
@@ -17,12 +17,12 @@ from ..runtime import setup_for
 
 
 def _start_from_pretrained(model, p) -> tuple[dict, dict]:
-    """Load what pretrain_sentiment learned; (params to log, lr scales)."""
+    """Load what pretrain learned; (params to log, lr scales)."""
     if p.pretrained == "none":
         return {}, {}
-    encoder = pretrained_encoder(PREPARED_IMDB / "vocab.txt", MODEL_SENTIMENT_LM)
+    encoder = pretrained_encoder(PREPARED_IMDB / "vocab.txt", MODEL_PRETRAIN)
     load_encoder(model, encoder)
-    provenance = {"pretrained_encoder_sha256": sha256_file(MODEL_SENTIMENT_LM / "encoder.pt")}
+    provenance = {"pretrained_encoder_sha256": sha256_file(MODEL_PRETRAIN / "encoder.pt")}
     # A discriminative rate (ULMFiT): what was pretrained (the embedding, or the
     # embedding and the LSTM) may learn slower than the fresh parts.
     lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES
@@ -46,7 +46,8 @@ def train_sentiment(params: Params) -> dict:
         data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_SENTIMENT,
         curves=["train_loss", "val_loss", "val_accuracy"],
         write_extra=lambda out: shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt"),
-        log_model=log_sentiment_model, extra_params=provenance, lr_scales=lr_scales)
+        log_model=log_sentiment_model, extra_params=provenance, lr_scales=lr_scales,
+        inputs=lambda: review_tables(PREPARED_IMDB, ("train", "val")))
     result = train_and_track(spec, params, model, task, device)
     print(f"best epoch {result.best_round}: validation accuracy "
           f"{result.best_metrics['val_accuracy']:.4f} -> {MODEL_SENTIMENT}")

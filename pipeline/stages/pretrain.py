@@ -1,20 +1,23 @@
-"""Stage pretrain_sentiment: what the sentiment model starts from, learned from the
-training reviews' own text (`sentiment.pretrained`):
+"""Stage pretrain: what the sentiment model starts from, learned from the reviews' own
+text (`sentiment.pretrained`):
 
-- `embeddings`: word vectors from co-occurrence counts (PPMI + SVD, seconds), the
+- `embeddings`: word vectors from co-occurrence counts (PPMI + SVD, a minute or two), the
   classifier's embedding starts from them;
 - `lm`: a word language model (the slower option), whose embedding and LSTM start the
   classifier. Reviews are read whole, in a seeded random order, each followed by <pad> as
   an end-of-review word, as `batch_size` contiguous streams with truncated BPTT;
 - `none`: nothing (the book).
 
-Only the training part of the training reviews is read: never validation (except to
-measure the LM) and never test text.
+It reads the training part of the labelled reviews and the unlabelled reviews (when the
+archive has them): never validation (except to measure the LM) and never test text.
 """
 from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
+
+import numpy as np
 
 import pandas as pd
 import torch
@@ -22,21 +25,22 @@ import torch
 from .. import embeddings
 from ..command import stage_command
 from ..config import Params
-from ..data import load_reviews
+from ..data import ReviewSet, load_reviews, review_tables
 from ..evaluation import plot_history
 from ..models import build_word_lm
-from ..outputs import (MODEL_SENTIMENT_LM, PLOTS, PREPARED_IMDB, read_json, read_provenance,
+from ..outputs import (MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, read_json, read_provenance,
                        require, staged_dir, write_json)
 from ..runner import TrainingRun, train_and_track
 from ..tasks import WordLMTask, review_stream
 from ..text import PAD_ID, Vocab
 from ..runtime import setup_for
 
+PLOT_DIR = PLOTS / "pretrain"  # what there is to look at depends on the choice
 # Words whose nearest neighbours show whether the vectors learned anything.
 PROBE_WORDS = ["great", "awful", "boring", "funny", "recommend", "waste", "actor", "hitchcock"]
 
 
-def pretrain_sentiment(params: Params) -> dict:
+def pretrain(params: Params) -> dict:
     """Pretrain what the sentiment model starts from (sentiment.pretrained)."""
     kind = params.sentiment.pretrained
     if kind == "none":
@@ -46,30 +50,42 @@ def pretrain_sentiment(params: Params) -> dict:
     return pretrain_lm(params)
 
 
+def pretraining_text(splits: dict[str, ReviewSet], seed: int | None = None) -> torch.Tensor:
+    """The training reviews, then the unlabelled ones (if any), each review whole and
+    followed by <pad>; each part shuffled when `seed` is given."""
+    parts = [splits["train"]] + ([splits["unsup"]] if "unsup" in splits else [])
+    if len(parts) == 1:
+        print("no unlabelled reviews in the data (the archive has no train/unsup): "
+              "pretraining on the labelled training reviews only")
+    return torch.cat([review_stream(part, seed) for part in parts])
+
+
 def pretrain_embeddings(params: Params) -> dict:
-    """PPMI + SVD word vectors of the training reviews, as an embedding-only encoder."""
+    """PPMI + SVD word vectors of the pretraining text, as an embedding-only encoder."""
     import mlflow
     from .. import tracking  # mlflow: imported only where a run is logged
     p, s = params.pretrain, params.sentiment
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
-    exp_id = tracking.experiment_id(tracking.connect(), "sentiment_lm")  # fail before the work
+    exp_id = tracking.experiment_id(tracking.connect(), "pretrain")  # fail before the work
     started = time.perf_counter()
     splits = load_reviews(PREPARED_IMDB)  # whole reviews
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
-    stream = review_stream(splits["train"]).numpy()  # training reviews only, <pad>-separated
+    stream = pretraining_text(splits).numpy()
     counts = embeddings.cooccurrence(stream, PAD_ID, len(vocab), p.embedding_window)
     weighted = embeddings.ppmi(counts)
     vectors = embeddings.svd_vectors(weighted, s.embed_dim, params.seed)
     vectors[PAD_ID] = 0.0  # the classifier's padding_idx row
-    summary = {"train_words": int((stream != PAD_ID).sum()), "cooccurring_pairs": counts.nnz,
+    summary = {"train_words": int((stream != PAD_ID).sum()),
+               "unlabelled_reviews": len(splits["unsup"]) if "unsup" in splits else 0,
+               "cooccurring_pairs": counts.nnz,
                "ppmi_pairs": weighted.nnz,
                "nearest": embeddings.nearest(vectors, vocab.itos, PROBE_WORDS)}
     seconds = round(time.perf_counter() - started, 1)  # not in the outputs: they repeat exactly
 
     with mlflow.start_run(experiment_id=exp_id, run_name="ppmi-svd",
-                          tags={**tracking.run_tags("pretrain_sentiment", "cpu"),
+                          tags={**tracking.run_tags("pretrain", "cpu"),
                                 "model_type": "ppmi-svd"}):
-        with staged_dir(MODEL_SENTIMENT_LM) as out:
+        with staged_dir(MODEL_PRETRAIN) as out:
             torch.save({"embedding.weight": torch.from_numpy(vectors)}, out / "encoder.pt")
             shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt")
             write_json(out / "embeddings.json", summary)
@@ -78,15 +94,18 @@ def pretrain_embeddings(params: Params) -> dict:
                              "pretrain.embedding_window": p.embedding_window,
                              **tracking.data_params(read_json(PREPARED_IMDB / "summary.json"),
                                                     read_provenance("imdb"))})
+        tracking.log_datasets("imdb", review_tables(PREPARED_IMDB, ("train", "unsup")),
+                              PREPARED_IMDB, "imdb")
         counts = {k: v for k, v in summary.items() if k != "nearest"}
         mlflow.log_metrics(tracking.final_metrics({**counts,
                                           "seconds": seconds}))
-        mlflow.log_artifact(str(MODEL_SENTIMENT_LM / "embeddings.json"), "outputs")
-    _empty_curves("word LM pretraining: none (sentiment.pretrained: embeddings)")
+        mlflow.log_artifact(str(MODEL_PRETRAIN / "embeddings.json"), "outputs")
+        mlflow.log_artifact(str(_plot_spectrum(vectors)), "plots")
     for word, near in summary["nearest"].items():
         print(f"{word:>10}: {' '.join(near)}")
-    print(f"PPMI-SVD word vectors ({s.embed_dim} dims) of {summary['train_words']:,} training "
-          f"words in {seconds:.0f} s -> {MODEL_SENTIMENT_LM / 'encoder.pt'}")
+    print(f"PPMI-SVD word vectors ({s.embed_dim} dims) of {summary['train_words']:,} words "
+          f"({summary['unlabelled_reviews']:,} unlabelled reviews) in {seconds:.0f} s "
+          f"-> {MODEL_PRETRAIN / 'encoder.pt'}")
     return summary
 
 
@@ -97,9 +116,10 @@ def pretrain_lm(params: Params) -> dict:
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
     splits = load_reviews(PREPARED_IMDB)  # whole reviews
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
-    train = review_stream(splits["train"], seed=params.seed)
+    train = pretraining_text(splits, seed=params.seed)
     val = review_stream(splits["val"])[:p.eval_tokens]
     model = build_word_lm(len(vocab), s, p)
+    _clear_plots()  # the runner draws the LM's curves here
     task = WordLMTask(train, val, p, params.seed, device)
 
     def write_extra(out):
@@ -108,9 +128,10 @@ def pretrain_lm(params: Params) -> dict:
 
     sizes = {f"sentiment.{k}": getattr(s, k) for k in ("embed_dim", "hidden_size", "num_layers")}
     spec = TrainingRun(
-        name="pretrain", section=p, stage="pretrain_sentiment", experiment="sentiment_lm",
-        data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_SENTIMENT_LM,
+        name="pretrain", section=p, stage="pretrain", experiment="pretrain",
+        data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_PRETRAIN,
         curves=["train_loss", "val_loss"], write_extra=write_extra,
+        inputs=lambda: review_tables(PREPARED_IMDB, ("train", "unsup", "val")),
         extra_params={**sizes, "train_words": len(train)})
     result = train_and_track(spec, params, model, task, device)
     return {"best_step": result.best_step, **result.best_metrics}
@@ -121,23 +142,36 @@ def _skip() -> dict:
     only a note (and empty curves), so `dvc repro` spends no time on a model nobody reads.
     Changing the choice changes this stage's params, and DVC re-runs it for real."""
     note = {"pretrained": "none", "note": "sentiment.pretrained is none: nothing pretrained"}
-    with staged_dir(MODEL_SENTIMENT_LM) as out:
+    with staged_dir(MODEL_PRETRAIN) as out:
         write_json(out / "skipped.json", note)
-    _empty_curves("word LM pretraining: off (sentiment.pretrained: none)")
+    _clear_plots()
+    pd.DataFrame(columns=["round", "step", "train_loss", "val_loss"]).to_csv(
+        PLOT_DIR / "history.csv", index=False)  # an empty table: there is no LM history
     print(note["note"])
     return note
 
 
-def _empty_curves(title: str) -> None:
-    """The declared LM curves, empty, for the choices that train no LM."""
-    plot_dir = PLOTS / "pretrain"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(columns=["round", "step", "train_loss", "val_loss", "val_perplexity"]).to_csv(
-        plot_dir / "history.csv", index=False)
-    plot_history([], "step", ["train_loss", "val_loss"], plot_dir / "learning_curves.png", title)
+def _clear_plots() -> None:
+    """plots/pretrain holds only what this run's choice draws (DVC tracks the folder)."""
+    shutil.rmtree(PLOT_DIR, ignore_errors=True)
+    PLOT_DIR.mkdir(parents=True, exist_ok=True)
 
 
-main = stage_command(pretrain_sentiment, distributed=True)
+def _plot_spectrum(vectors: np.ndarray) -> Path:
+    """How the word vectors' variance spreads over their dimensions (an SVD spectrum):
+    a steep fall means few dimensions carry the meaning and embed_dim could be smaller."""
+    energy = (vectors.astype("float64") ** 2).sum(axis=0)
+    share = energy / energy.sum()
+    rows = [{"dimension": i + 1, "share": float(v), "cumulative": float(c)}
+            for i, (v, c) in enumerate(zip(share, share.cumsum()))]
+    _clear_plots()
+    pd.DataFrame(rows).to_csv(PLOT_DIR / "spectrum.csv", index=False, float_format="%.6g")
+    plot_history(rows, "dimension", ["share", "cumulative"], PLOT_DIR / "spectrum.png",
+                 "PPMI-SVD word vectors: share of variance per dimension")
+    return PLOT_DIR / "spectrum.png"
+
+
+main = stage_command(pretrain, distributed=True)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,59 @@
+"""A model card on every registered model version: what the model is, the data it was
+trained on (by digest), the recipe, its test figures beside the baseline's, what it is
+for and where it fails. Written by the evaluate stages, which know the test figures,
+as the version's description and tags and as `model_card.md` in the training run."""
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+
+SENTIMENT_USE = (
+    "Telling positive from negative English movie reviews like IMDb's user reviews; the "
+    "reference model of this pipeline, to compare recipes against.")
+SENTIMENT_LIMITS = [
+    "Two classes only: IMDb leaves out ratings 5-6, so mixed or neutral reviews get a "
+    "confident-looking label anyway.",
+    "English movie reviews only; other domains (products, tweets) need their own test.",
+    "Reads the first `head_tokens` and last `tail_tokens` tokens of a long review.",
+    "Words not in the training reviews become <unk>; a review with no known word is "
+    "answered from no evidence (`predict` reports the known-word count).",
+]
+CHARLM_USE = ("Generating text in the style of Jules Verne's The Mysterious Island "
+              "(English translation), for teaching sampling and temperature.")
+CHARLM_LIMITS = [
+    "Learned from one book of about a million characters: it repeats the book's names "
+    "and phrases and knows nothing else.",
+    "Character by character: sentences drift, and nothing it writes is checked for sense "
+    "or fact.",
+]
+
+
+def _recipe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if not isinstance(v, dict))
+
+
+def card_markdown(title: str, what: str, data: str, recipe: dict[str, Any],
+                  results: list[tuple[str, str]], use: str, limits: list[str]) -> str:
+    lines = [f"# {title}", "", what, "", "## Data", "", data, "", "## Recipe", "",
+             f"`{_recipe(recipe)}`", "", "## Results", "", "| figure | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in results]
+    lines += ["", "## Intended use", "", use, "", "## Limits", ""]
+    lines += [f"- {limit}" for limit in limits]
+    return "\n".join(lines) + "\n"
+
+
+def attach_card(model_name: str, run: mlflow.ActiveRun, card: str, tags: dict[str, str]) -> str | None:
+    """The card as the description and tags of the version registered from `run`, and as
+    an artifact of the run. Returns that version (None if the run registered none)."""
+    mlflow.log_text(card, "model_card.md")
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(
+        f"name = '{model_name}' and run_id = '{run.info.run_id}'")
+    if not versions:
+        return None
+    version = versions[0].version
+    client.update_model_version(model_name, version, description=card)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    return version
