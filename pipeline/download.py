@@ -36,8 +36,6 @@ _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # What gzip, zlib and tarfile raise for an archive that is cut short or damaged.
 _CORRUPT_ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.ReadError,
                            tarfile.CompressionError)
-# Unused (extraction always applies the 'data' filter); tests/test_download.py patches it.
-_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 
 
 class _TransientError(Exception):

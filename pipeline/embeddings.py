@@ -1,11 +1,11 @@
-"""Word vectors from the training reviews' own text: PPMI + truncated SVD.
+"""Word vectors from the reviews' own text: PPMI + truncated SVD.
 
 Counting which words occur near which (a co-occurrence matrix), weighting the counts by
 positive pointwise mutual information and keeping the top singular directions gives
 word vectors in which "awful" sits near "terrible" and "boring" near "dull" (Levy,
-Goldberg & Dagan 2015: with these settings about as good as word2vec). On the 4.8M
-training words it takes seconds, against half an hour for a word language model on two
-CPU cores; the sentiment model then starts from these vectors instead of random ones.
+Goldberg & Dagan 2015: with these settings about as good as word2vec). One sparse count
+and one randomized SVD, no gradient descent: far cheaper than a word language model on
+a CPU. The sentiment model then starts from these vectors instead of random ones.
 """
 from __future__ import annotations
 
