@@ -21,6 +21,19 @@
 # bundles before the device tool's 600 s kill), SKIP_STAGES (dvc.yaml names, default
 # train_baseline: CPU-only, measured on the CPU machine), BENCH_RESERVE_S (default 130),
 # WHEELS (auto|0|1), SITE.
+# The carried folders, made once on the development machine (both listed in
+# .git/info/exclude, so they travel as carried paths but are never committed):
+#   .whl:     .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12
+#             --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64
+#             --platform manylinux2014_x86_64 -d .whl  alembic==1.20.1 annotated_types==0.8.0
+#             cachetools==7.3.3 cffi==2.1.1 cryptography==50.0.2 databricks_sdk==0.162.0
+#             fastapi==0.165.0 importlib_metadata==9.1.0 mako==1.4.3 mlflow_skinny==3.17.2
+#             opentelemetry_api==1.45.2 opentelemetry_proto==1.45.2 opentelemetry_sdk==1.45.2
+#             opentelemetry_semantic_conventions==0.66b2 pydantic==2.14.4 pydantic_core==2.50.5
+#             sqlalchemy==2.1.9 sqlparse==0.6.1 starlette==1.10.0 typing_extensions==4.16.0
+#             typing_inspection==0.4.5   (what the GPU image lacks of MLflow's and pydantic's needs)
+#   .gpudata: gzip -dc aclImdb_v1_full.tar.gz | xz -9e > .gpudata/aclImdb_v1_full.tar.xz;
+#             cp 1268-0.txt .gpudata/
 set -uo pipefail
 mkdir -p "$2" || exit 1
 DATA=$(realpath "$1"); OUT=$(realpath "$2")
