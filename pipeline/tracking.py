@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -177,24 +178,35 @@ def content_digest(data_dir: Path) -> str:
 
 
 def log_datasets(name: str, splits: dict[str, pd.DataFrame | np.ndarray], data_dir: Path,
-                 dataset: str) -> dict[str, Any]:
+                 dataset: str, digest: str | None = None) -> dict[str, Any]:
     """Each split as an MLflow dataset input of the active run: named `<name>-<split>`,
-    with the prepared data's content digest and the URL the raw data came from."""
+    with the prepared data's content digest (computed unless given) and the URL the raw
+    data came from."""
     import mlflow.data
     # Where the raw data came from; the prepared data itself for outputs pulled from a
     # DVC remote (no provenance), as MLflow needs a URL or a file URI.
     source = read_provenance(dataset).get("url") or Path(data_dir).resolve().as_uri()
     if "://" not in source:
         source = Path(source).resolve().as_uri()
-    digest = content_digest(data_dir)
+    digest = digest or content_digest(data_dir)
     logged = {}
     for split, data in splits.items():
         split_digest = hashlib.sha256(f"{digest}:{split}".encode()).hexdigest()[:16]
         make = mlflow.data.from_pandas if isinstance(data, pd.DataFrame) else mlflow.data.from_numpy
-        logged[split] = make(data, source=source, name=f"{name}-{split}", digest=split_digest)
-        mlflow.log_input(logged[split], context=CONTEXTS.get(split, split),
-                         tags={"data_digest": digest})
+        with warnings.catch_warnings():
+            # Two of MLflow's warnings that do not apply here: a file URI matches its
+            # local-source class twice, and the integer-column hint is about model inputs
+            # with missing values (these tables have none).
+            for message in _IGNORED_DATASET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            logged[split] = make(data, source=source, name=f"{name}-{split}", digest=split_digest)
+            mlflow.log_input(logged[split], context=CONTEXTS.get(split, split),
+                             tags={"data_digest": digest})
     return logged
+
+
+_IGNORED_DATASET_WARNINGS = ("The specified dataset source can be interpreted in multiple ways",
+                             "Hint: Inferred schema contains integer column")
 
 
 def logged_model_id(run: mlflow.ActiveRun) -> str | None:

@@ -44,10 +44,11 @@ def evaluate_charlm(params: Params) -> dict:
     from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("charlm", sha256_file(MODEL_CHARLM / "model.pt"),
                                     "evaluate_charlm") as run:
+        digest = tracking.content_digest(PREPARED_GUTENBERG)
         datasets = tracking.log_datasets("gutenberg", {"val": val.numpy()}, PREPARED_GUTENBERG,
-                                         "gutenberg")
+                                         "gutenberg", digest)
         tracking.log_evaluation(metrics, datasets, run)
-        _attach_card(run, metrics, info, tracking.content_digest(PREPARED_GUTENBERG))
+        _attach_card(run, metrics, info, digest)
         for t, sample in zip(params.samples.temperatures, samples):
             mlflow.log_text(sample, f"samples/temperature_{t}.txt")
         mlflow.log_artifact(str(METRICS / "charlm.json"), "metrics")

@@ -49,10 +49,11 @@ def evaluate_sentiment(params: Params) -> dict:
     from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("sentiment", sha256_file(MODEL_SENTIMENT / "model.pt"),
                                     "evaluate_sentiment") as run:
+        digest = tracking.content_digest(PREPARED_IMDB)
         datasets = tracking.log_datasets("imdb", review_tables(PREPARED_IMDB, ("val", "test")),
-                                         PREPARED_IMDB, "imdb")
+                                         PREPARED_IMDB, "imdb", digest)
         tracking.log_evaluation(metrics, datasets, run)
-        _attach_card(run, metrics, baseline, p, tracking.content_digest(PREPARED_IMDB))
+        _attach_card(run, metrics, baseline, p, digest)
         mlflow.log_artifact(str(PLOTS / "sentiment" / "confusion.png"), "plots")
         mlflow.log_artifact(str(METRICS / "sentiment.json"), "metrics")
     val = results["val"][2]

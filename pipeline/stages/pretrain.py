@@ -82,6 +82,7 @@ def pretrain_embeddings(params: Params) -> dict:
                "nearest": embeddings.nearest(vectors, vocab.itos, PROBE_WORDS)}
     seconds = round(time.perf_counter() - started, 1)  # not in the outputs: they repeat exactly
 
+    _clear_plots()  # the spectrum is drawn there
     with mlflow.start_run(experiment_id=exp_id, run_name="ppmi-svd",
                           tags={**tracking.run_tags("pretrain", "cpu"),
                                 "model_type": "ppmi-svd"}):
@@ -164,7 +165,6 @@ def _plot_spectrum(vectors: np.ndarray) -> Path:
     share = energy / energy.sum()
     rows = [{"dimension": i + 1, "share": float(v), "cumulative": float(c)}
             for i, (v, c) in enumerate(zip(share, share.cumsum()))]
-    _clear_plots()
     pd.DataFrame(rows).to_csv(PLOT_DIR / "spectrum.csv", index=False, float_format="%.6g")
     plot_history(rows, "dimension", ["share", "cumulative"], PLOT_DIR / "spectrum.png",
                  "PPMI-SVD word vectors: share of variance per dimension")
