@@ -30,6 +30,7 @@ BENCHES = {
     "prepare": "bench_prepare.py",
     "predict": "bench_predict.py",
     "charlm_step": "bench_charlm_step.py",
+    "floor": "bench_floor.py",
     "sentiment_epoch": "bench_sentiment_epoch.py",
 }
 # What the summary shows from results.jsonl (benchmark, measurement).
@@ -41,6 +42,8 @@ HEADLINES = [
     ("charlm_step", "loop_step_ms"), ("charlm_step", "window_step_ms"),
     ("charlm_step", "speedup_window_vs_loop"), ("charlm_step", "matmul_gflops"),
     ("charlm_step", "floor_ms"), ("charlm_step", "window_vs_floor"),
+    ("floor", "train_sentiment_floor_min"), ("floor", "train_sentiment_lstm_rate_min"),
+    ("floor", "train_charlm_floor_min"), ("floor", "train_charlm_lstm_rate_min"),
     ("sentiment_epoch", "epoch_s_a"), ("sentiment_epoch", "epoch_s_b"),
     ("sentiment_epoch", "epoch_s_c"), ("sentiment_epoch", "epoch_s_d"),
     ("sentiment_epoch", "epoch_s_e"), ("sentiment_epoch", "epoch_s_f"),

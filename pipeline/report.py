@@ -1,5 +1,6 @@
-"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote),
-so the README never states a number the committed metrics do not."""
+"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote)
+and the stage times benchmarks/stage_times.py recorded, so the README never states a
+number the committed files do not."""
 from __future__ import annotations
 
 import json
@@ -26,14 +27,34 @@ ROWS = [
 ]
 
 
-def results_table(metrics_dir: Path = Path("metrics")) -> str:
+def results_table(metrics_dir: Path = Path("metrics"),
+                  stage_times: Path = Path("benchmarks/stage_times.json")) -> str:
+    """The metrics, then the wall time of each stage where benchmarks/stage_times.py has
+    recorded one."""
     metrics = {name: json.loads((metrics_dir / f"{name}.json").read_text(encoding="utf-8"))
                for name in sorted({row[0] for row in ROWS})}
     lines = ["| measured by `dvc repro` (default params) | value | the book |",
              "| --- | --- | --- |"]
     for name, key, label, fmt, book in ROWS:
         lines.append(f"| {label} | {fmt.format(metrics[name][key])} | {book} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _time_rows(stage_times))
+
+
+def _time_rows(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    stages = json.loads(path.read_text(encoding="utf-8"))["stages"]
+    machines = sorted({entry["machine"] for entry in stages.values()})
+    rows = [f"| wall time, measured on: {'; '.join(machines)} | | |"]
+    rows += [f"| wall time: {name} | {_duration(entry['seconds'])} | |"
+             for name, entry in stages.items()]
+    total = sum(entry["seconds"] for entry in stages.values())
+    return rows + [f"| wall time: all stages | {_duration(total)} | |"]
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def with_table(readme: str, table: str) -> str:

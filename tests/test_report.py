@@ -1,6 +1,7 @@
 """The README's results table is generated from metrics/ and agrees with it."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,11 +10,12 @@ import pytest
 from pipeline.report import END, START, results_table, with_table
 
 REPO = Path(__file__).resolve().parents[1]
+STAGE_TIMES = REPO / "benchmarks" / "stage_times.json"
 
 
 def test_readme_results_table_is_the_committed_metrics():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert with_table(readme, results_table(REPO / "metrics")) == readme, (
+    assert with_table(readme, results_table(REPO / "metrics", STAGE_TIMES)) == readme, (
         "README's results table disagrees with metrics/: run "
         "`python -m pipeline report --readme README.md`")
 
@@ -24,7 +26,34 @@ def test_the_table_changes_with_the_metrics(tmp_path):
         if name == "sentiment":
             metrics["test_accuracy"] = 0.12345
         (tmp_path / f"{name}.json").write_text(json.dumps(metrics))
-    assert "| 0.1235 |" in results_table(tmp_path)
+    assert "| 0.1235 |" in results_table(tmp_path, tmp_path / "no-times.json")
+
+
+def test_stage_times_become_rows_with_their_total(tmp_path):
+    times = tmp_path / "stage_times.json"
+    stamp = {"commit": "abc", "machine": "Some CPU, 2 cores, no GPU", "date": "2026-11-30"}
+    times.write_text(json.dumps({"stages": {"acquire_imdb": {"seconds": 47.4, **stamp},
+                                            "train_charlm": {"seconds": 1941.0, **stamp}}}))
+    table = results_table(REPO / "metrics", times)
+    assert "| wall time, measured on: Some CPU, 2 cores, no GPU | | |" in table
+    assert "| wall time: acquire_imdb | 47 s | |" in table
+    assert "| wall time: train_charlm | 32 min 21 s | |" in table
+    assert "| wall time: all stages | 33 min 8 s | |" in table
+    assert "wall time" not in results_table(REPO / "metrics", tmp_path / "none.json")
+
+
+def test_stage_times_are_read_from_dvc_repro_output():
+    spec = importlib.util.spec_from_file_location("stage_times",
+                                                  REPO / "benchmarks" / "stage_times.py")
+    stage_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage_times)
+    events = [(0.0, "Stage 'acquire_imdb' didn't change, skipping\n"),
+              (1.0, "Running stage 'pretrain':\n"), (2.0, "> python -m pipeline.stages.pretrain\n"),
+              (91.5, "Updating lock file 'dvc.lock'\n"),
+              (92.0, "Running stage 'train_sentiment':\n"), (95.0, "epoch 1\n")]
+    assert stage_times.stage_seconds(events, end=1320.0) == {"pretrain": 91.0,
+                                                              "train_sentiment": 1228.0}
+    assert stage_times.stage_seconds(events[:1], end=5.0) == {}
 
 
 def test_a_readme_without_the_markers_is_refused():

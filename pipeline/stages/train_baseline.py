@@ -47,15 +47,23 @@ def _search_c(features: dict, labels: dict, p) -> list[dict]:
     return search
 
 
-def _write_outputs(vectorizer, clf, search: list[dict], metrics: dict) -> None:
+def pipeline_bytes(vectorizer, clf) -> bytes:
+    """The fitted vectorizer + classifier, pickled: the same bytes for the same fit in
+    any process."""
     from sklearn.pipeline import make_pipeline
+    # scikit-learn caches id(stop_words) on a fitted vectorizer: a memory address, new in
+    # every process. Without it the pickle repeats; scikit-learn recomputes it on use.
+    vars(vectorizer).pop("_stop_words_id", None)
+    return pickle.dumps(make_pipeline(vectorizer, clf))
+
+
+def _write_outputs(vectorizer, clf, search: list[dict], metrics: dict) -> None:
     coef = clf.coef_[0]
     names = vectorizer.get_feature_names_out()
     top = np.concatenate([np.argsort(coef)[:20], np.argsort(coef)[-20:][::-1]])
     weights = pd.DataFrame({"feature": names[top], "weight": coef[top]})
     with staged_dir(MODEL_BASELINE) as out:
-        with open(out / "model.pkl", "wb") as f:
-            pickle.dump(make_pipeline(vectorizer, clf), f)
+        (out / "model.pkl").write_bytes(pipeline_bytes(vectorizer, clf))
         weights.to_csv(out / "top_features.csv", index=False)
         pd.DataFrame([{k: v for k, v in r.items() if k != "model"} for r in search]).to_csv(
             out / "search.csv", index=False)
