@@ -60,12 +60,13 @@ def sentiment_positions(args, sp) -> tuple[int, int, int, str]:
         table = pd.DataFrame({"split": ["train"] * (n - n // 5) + ["val"] * (n // 5),
                               "n_tokens": lengths, "offset": 0, "label": 0})
         desc = "synthetic review lengths"
-    sets = {s: ReviewSet(np.zeros(1, dtype=np.int64), table[table["split"] == s].reset_index(drop=True),
-                         sp.head_tokens, sp.tail_tokens) for s in ("train", "val")}
-    train = sets["train"]
+    def split(s, *cut):
+        return ReviewSet(np.zeros(1, dtype=np.int64),
+                         table[table["split"] == s].reset_index(drop=True), *cut)
+    train, val = split("train", sp.head_tokens, sp.tail_tokens), split("val")  # val: whole
     padded = sum(len(b) * int(train.lengths[b].max())
                  for b in train.batches(sp.batch_size, shuffle=True, seed=args.seed))
-    return padded, len(train), int(sets["val"].lengths.sum()), desc
+    return padded, len(train), int(val.lengths.sum()), desc
 
 
 def matmul_gflops(repeats: int) -> float:

@@ -40,21 +40,20 @@ def load_sentiment_model(model_dir: Path = MODEL_SENTIMENT, device="cpu"):
                  "the trained sentiment model", "train_sentiment", device)
 
 
-def encode_texts(texts: list[str], vocab: Vocab,
-                 p: SentimentParams) -> tuple[ReviewSet, np.ndarray]:
+def encode_texts(texts: list[str], vocab: Vocab) -> tuple[ReviewSet, np.ndarray]:
     """Raw texts as a ReviewSet the classifier reads, and how many known words each has."""
     tokens, lengths, offsets = encode_reviews(tokenize_many(texts), vocab)
     known = np.add.reduceat(tokens > 1, offsets) if len(texts) else np.zeros(0, np.int64)
     table = pd.DataFrame({"label": np.zeros(len(texts), np.float32), "n_tokens": lengths,
                           "offset": offsets})
-    return ReviewSet(tokens, table, p.head_tokens, p.tail_tokens), known
+    return ReviewSet(tokens, table), known  # whole reviews: the head/tail cut is for training
 
 
 def predict_texts(texts: list[str], model_dir: Path = MODEL_SENTIMENT,
                   loaded=None) -> list[tuple[str, float, int]]:
     """(label, probability of 'positive', known words) for each raw review text."""
-    model, vocab, p, _ = loaded or load_sentiment_model(model_dir)
-    reviews, known = encode_texts(texts, vocab, p)
+    model, vocab, _, _ = loaded or load_sentiment_model(model_dir)
+    reviews, known = encode_texts(texts, vocab)
     probs = predict_reviews(model, reviews, torch.device("cpu"))
     return [("positive" if q >= 0.5 else "negative", float(q), int(k))
             for q, k in zip(probs, known)]

@@ -15,7 +15,8 @@ SENTIMENT_LIMITS = [
     "Two classes only: IMDb leaves out ratings 5-6, so mixed or neutral reviews get a "
     "confident-looking label anyway.",
     "English movie reviews only; other domains (products, tweets) need their own test.",
-    "Reads the first `head_tokens` and last `tail_tokens` tokens of a long review.",
+    "Trained on the first `head_tokens` and last `tail_tokens` tokens of long reviews; "
+    "it reads whole reviews when scoring, so a very long review costs more time.",
     "Words not in the training reviews become <unk>; a review with no known word is "
     "answered from no evidence (`predict` reports the known-word count).",
 ]

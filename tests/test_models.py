@@ -242,3 +242,28 @@ def test_gradient_clipping_bounds_the_norm():
     assert after > 0.99 * max_norm  # scaled to the bound, not zeroed
     assert returned.item() > max_norm
     assert returned.item() == pytest.approx(before, rel=1e-4)
+
+
+def test_predictions_read_whole_reviews_whatever_the_training_cut():
+    """head_tokens/tail_tokens shorten training reviews only: a prediction reads them all."""
+    from pipeline.config import SentimentParams
+    from pipeline.inference import predict_texts
+    from pipeline.text import PAD, UNK, Vocab, tokenize
+
+    words = [f"w{i}" for i in range(VOCAB - 2)]
+    vocab = Vocab([PAD, UNK, *words])
+    model = _model(pooling="last_max_mean", fc_size=32)  # (5 ReLUs can all be off)
+    p = SentimentParams(embed_dim=8, hidden_size=6, fc_size=32, pooling="last_max_mean",
+                        head_tokens=2, tail_tokens=3)
+    text = " ".join(words[:30])
+    [(_, prob, known)] = predict_texts([text], loaded=(model, vocab, p, {}))
+
+    ids = vocab.encode(tokenize(text)).tolist()
+    assert known == len(ids) == 30
+
+    def prob_of(review: list[int]) -> float:
+        tokens, lengths = _padded([review])
+        with torch.no_grad():
+            return torch.sigmoid(model(tokens, lengths)).item()
+    assert prob == pytest.approx(prob_of(ids), abs=1e-6)
+    assert abs(prob - prob_of(ids[:2] + ids[-3:])) > 1e-4

@@ -32,7 +32,7 @@ def evaluate_sentiment(params: Params) -> dict:
     baseline = read_json(require(METRICS / "baseline.json", "the baseline's metrics",
                                  "train_baseline"))
     model, _, p, info = load_sentiment_model(device=device)
-    splits = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)
+    splits = load_reviews(PREPARED_IMDB)  # whole reviews: the head/tail cut is for training
     results = {}
     for split in ("val", "test"):
         probs = predict_reviews(model, splits[split], device)

@@ -36,11 +36,14 @@ def train_sentiment(params: Params) -> dict:
     p = params.sentiment
     device = setup_for(params)
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
-    splits = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)
+    # The head/tail cut saves training time; validation reads whole reviews, as the test
+    # and predictions do, so the epoch is chosen on what the model will be scored on.
+    train = load_reviews(PREPARED_IMDB, p.head_tokens, p.tail_tokens)["train"]
+    val = load_reviews(PREPARED_IMDB)["val"]
     vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
     model = build_sentiment(len(vocab), p)
     provenance, lr_scales = _start_from_pretrained(model, p)
-    task = SentimentTask(splits["train"], splits["val"], p, params.seed, device)
+    task = SentimentTask(train, val, p, params.seed, device)
     spec = TrainingRun(
         name="sentiment", section=p, stage="train_sentiment", experiment="sentiment",
         data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_SENTIMENT,
