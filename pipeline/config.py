@@ -85,12 +85,16 @@ class SentimentParams(Section):
     patience: Optional[PositiveInt] = None
     pretrained: Literal["none", "embeddings", "lm"] = "none"
     encoder_lr_scale: PositiveFloat = 1.0
+    average_last_epochs: Optional[PositiveInt] = None
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.pretrained == "lm" and self.bidirectional:
             raise ValueError("pretrained: lm needs a unidirectional LSTM (the pretrained "
                              "language model reads left to right)")
+        if self.average_last_epochs is not None and self.average_last_epochs > self.epochs:
+            raise ValueError(f"average_last_epochs ({self.average_last_epochs}) is more than "
+                             f"epochs ({self.epochs})")
         if (self.head_tokens is None) != (self.tail_tokens is None):
             raise ValueError("head_tokens and tail_tokens are set together")
         return self

@@ -44,7 +44,8 @@ def loop_config(section, params: Params, lr_scales: dict) -> LoopConfig:
     return LoopConfig(lr=section.lr, weight_decay=section.weight_decay,
                       scheduler=section.scheduler, clip_grad_norm=section.clip_grad_norm,
                       patience=section.patience, checkpoint_every=params.train.checkpoint_every,
-                      amp=params.train.amp, lr_scales=lr_scales)
+                      amp=params.train.amp, lr_scales=lr_scales,
+                      average_last_rounds=getattr(section, "average_last_epochs", None))
 
 
 def _fingerprint(spec: TrainingRun, params: Params, data_info: dict) -> str:

@@ -4,6 +4,9 @@ A model plugs in through a `Task`: which batches make up round r, the loss of a 
 and how to evaluate. A round is an epoch (sentiment) or `eval_every` steps (char LM);
 after each round the model is evaluated, the best weights are kept, and every
 `checkpoint_every` rounds a checkpoint is written from which a killed run resumes.
+With `average_last_rounds: n`, the weights after every step of the last n rounds are
+averaged (stochastic weight averaging), and in those rounds the average is what is
+evaluated and kept.
 
 Batches of round r are a function of (seed, r) alone, and the checkpoint holds the
 model, optimizer, scheduler and RNG states, so a resumed run on CPU ends bit-identical
@@ -22,6 +25,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .errors import TrainingDiverged
@@ -57,6 +61,8 @@ class LoopConfig:
     # Learning-rate multipliers by parameter-name prefix, e.g. {"lstm.": 0.3}: a pretrained
     # encoder is fine-tuned slower than the new layers on top of it.
     lr_scales: dict = field(default_factory=dict)
+    # Average the weights of every step in this many last rounds; None: no average.
+    average_last_rounds: int | None = None
 
 
 @dataclass
@@ -146,6 +152,15 @@ class _Training:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     log_metrics: Callable[[dict, int], None]
+    averaged: AveragedModel | None = None   # with average_last_rounds
+
+    def averaging(self, r: int) -> bool:
+        return (self.averaged is not None
+                and r >= self.task.rounds() - self.cfg.average_last_rounds)
+
+    def scored(self, r: int) -> torch.nn.Module:
+        """What round r evaluates and may keep: the average, once there is one."""
+        return self.averaged.module if self.averaging(r) else self.model
 
 
 def _resume(t: _Training, checkpoint: Path | None, fingerprint: str) -> LoopState:
@@ -160,6 +175,8 @@ def _resume(t: _Training, checkpoint: Path | None, fingerprint: str) -> LoopStat
     t.optimizer.load_state_dict(ckpt["optimizer"])
     t.scheduler.load_state_dict(ckpt["scheduler"])
     t.task.load_state_dict(ckpt["task"])
+    if t.averaged is not None:
+        t.averaged.load_state_dict(ckpt["averaged"])
     _set_rng_state(ckpt["rng"])
     state = LoopState(**ckpt["loop"])
     tqdm.write(f"resuming from {checkpoint} at round {state.next_round} (step {state.step})")
@@ -170,6 +187,7 @@ def _save(t: _Training, state: LoopState, checkpoint: Path, fingerprint: str) ->
     save_atomic({"fingerprint": fingerprint, "model": t.model.state_dict(),
                  "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
                  "task": t.task.state_dict(), "rng": _rng_state(),
+                 "averaged": None if t.averaged is None else t.averaged.state_dict(),
                  "loop": dataclasses.asdict(state)}, checkpoint)
 
 
@@ -205,6 +223,7 @@ def _train_round(t: _Training, state: LoopState, r: int) -> float:
     window_losses, window_norms, window_items = [], [], 0
     window_start = time.perf_counter()
     round_loss_sum, round_batches = torch.zeros((), device=t.device), 0
+    average = t.averaging(r)
     bar = tqdm(t.task.batches(r), total=steps, desc=f"round {r + 1}/{t.task.rounds()}",
                unit="batch", leave=False, mininterval=1.0, disable=not is_main())
     for batch in bar:
@@ -216,6 +235,8 @@ def _train_round(t: _Training, state: LoopState, r: int) -> float:
         norm = torch.nn.utils.clip_grad_norm_(t.model.parameters(), t.cfg.clip_grad_norm)
         t.optimizer.step()
         t.scheduler.step()
+        if average:
+            t.averaged.update_parameters(t.model)
         state.step += 1
         # Losses stay on the device; one host sync per log window, not per step.
         window_losses.append(loss.detach())
@@ -237,10 +258,11 @@ def _train_round(t: _Training, state: LoopState, r: int) -> float:
 
 def _evaluate_round(t: _Training, state: LoopState, r: int, train_loss: float) -> None:
     """Evaluate, log, and keep the weights if they are the best so far."""
-    t.model.eval()
+    scored = t.scored(r)
+    scored.eval()
     with torch.no_grad(), torch.autocast(device_type=t.device.type, dtype=torch.bfloat16,
                                          enabled=t.cfg.amp and t.device.type == "cuda"):
-        metrics = t.task.evaluate(t.model)
+        metrics = t.task.evaluate(scored)
     row = {"round": r + 1, "step": state.step, "train_loss": train_loss, **metrics}
     state.history.append(row)
     t.log_metrics({"train_loss": train_loss, **metrics, "round": r + 1}, state.step)
@@ -250,7 +272,7 @@ def _evaluate_round(t: _Training, state: LoopState, r: int, train_loss: float) -
     if _better(metrics[t.task.metric], state.best_metric, t.task.mode):
         state.best_metric, state.best_round, state.best_step = metrics[t.task.metric], r + 1, state.step
         state.best_metrics = metrics
-        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in t.model.state_dict().items()})
+        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in scored.state_dict().items()})
         state.bad_rounds = 0
     else:
         state.bad_rounds += 1
@@ -273,7 +295,9 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         model, device_ids=[device.index] if device.type == "cuda" else None)
     total_steps = sum(task.steps_in_round(r) for r in range(task.rounds()))
     optimizer, scheduler = make_optimizer(model, cfg, total_steps)
-    t = _Training(model, trainable, task, cfg, device, optimizer, scheduler, log_metrics)
+    averaged = None if cfg.average_last_rounds is None else AveragedModel(model, use_buffers=True)
+    t = _Training(model, trainable, task, cfg, device, optimizer, scheduler, log_metrics,
+                  averaged)
     state = _resume(t, checkpoint, fingerprint)
 
     stopped_early = False

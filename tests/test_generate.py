@@ -244,6 +244,15 @@ def test_head_and_tail_tokens_go_together(tmp_path):
         load_params(_write(tmp_path, raw))
 
 
+def test_cannot_average_more_epochs_than_are_trained(tmp_path):
+    raw = _raw()
+    raw["sentiment"]["epochs"], raw["sentiment"]["average_last_epochs"] = 3, 4
+    with pytest.raises(ConfigError, match="average_last_epochs"):
+        load_params(_write(tmp_path, raw))
+    raw["sentiment"]["average_last_epochs"] = 3
+    assert load_params(_write(tmp_path, raw)).sentiment.average_last_epochs == 3
+
+
 def test_pretrained_lm_needs_a_unidirectional_model(tmp_path):
     raw = _raw()
     raw["sentiment"]["pretrained"], raw["sentiment"]["bidirectional"] = "lm", True

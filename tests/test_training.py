@@ -181,10 +181,11 @@ def test_training_changes_the_weights_and_learns():
 
 
 # --------------------------------------------------------------------------- resume
-@pytest.mark.parametrize("scheduler", ["none", "cosine"])
-def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler):
+# The average of the last 3 rounds starts in round 2: the checkpoint must hold it.
+@pytest.mark.parametrize("scheduler, average", [("none", None), ("cosine", None), ("cosine", 3)])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler, average):
     ckpt_a, ckpt_b = tmp_path / "a" / "checkpoint.pt", tmp_path / "b" / "checkpoint.pt"
-    cfg = config(scheduler=scheduler)
+    cfg = config(scheduler=scheduler, average_last_rounds=average)
     model_a, _, res_a = train(seed=5, cfg=cfg, checkpoint=ckpt_a)
 
     # Run B dies in round 3 (steps 11..15), after the checkpoint of round 2.
@@ -203,6 +204,31 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler):
     assert_same_state(res_b.best_state, res_a.best_state)
     assert to_bytes(res_b.best_state) == to_bytes(res_a.best_state)
     assert_same_state(model_b.state_dict(), model_a.state_dict())
+
+
+# --------------------------------------------------------------------------- weight average
+def test_averaged_weights_are_what_the_last_rounds_evaluate_and_keep():
+    averaged_model, task, averaged = train(seed=5, cfg=config(average_last_rounds=2))
+    raw_model, _, raw = train(seed=5)
+    # Averaging reads the weights and changes none: the trained weights are the same...
+    assert_same_state(averaged_model.state_dict(), raw_model.state_dict())
+    # ...the first two rounds score the weights as they are, the last two their average.
+    assert averaged.history[:2] == raw.history[:2]
+    assert all(a != b for a, b in zip(averaged.history[2:], raw.history[2:]))
+    assert_same_state(task.captured[averaged.best_round], averaged.best_state)
+    assert differs(task.captured[4], raw_model.state_dict())
+
+
+def test_the_average_is_the_mean_of_the_weights_after_each_step():
+    seen = {}  # loss call c sees the weights after step c - 1
+    record = lambda model, call: seen.update(
+        {call - 1: {k: v.detach().clone() for k, v in model.state_dict().items()}})
+    model, task, result = train(seed=5, cfg=config(average_last_rounds=1), on_loss=record)
+    assert task.steps == 5 and task.n_rounds == 4  # the last round: steps 16-20
+    after = [seen[16], seen[17], seen[18], seen[19], model.state_dict()]
+    mean = {k: torch.stack([w[k] for w in after]).mean(0) for k in after[0]}
+    for k, v in task.captured[4].items():
+        torch.testing.assert_close(v, mean[k], rtol=0, atol=1e-6)
 
 
 def test_checkpoint_of_other_fingerprint_is_ignored(tmp_path):
