@@ -1,6 +1,7 @@
-"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote)
-and the stage times benchmarks/stage_times.py recorded, so the README never states a
-number the committed files do not."""
+"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote),
+the stage times benchmarks/stage_times.py recorded and the per-seed results
+benchmarks/seed_results.py recorded, so the README never states a number the committed
+files do not."""
 from __future__ import annotations
 
 import json
@@ -28,16 +29,17 @@ ROWS = [
 
 
 def results_table(metrics_dir: Path = Path("metrics"),
-                  stage_times: Path = Path("benchmarks/stage_times.json")) -> str:
+                  stage_times: Path = Path("benchmarks/stage_times.json"),
+                  seed_results: Path = Path("benchmarks/seed_results.json")) -> str:
     """The metrics, then the wall time of each stage where benchmarks/stage_times.py has
-    recorded one."""
+    recorded one, then the test accuracy per seed where benchmarks/seed_results.py has."""
     metrics = {name: json.loads((metrics_dir / f"{name}.json").read_text(encoding="utf-8"))
                for name in sorted({row[0] for row in ROWS})}
     lines = ["| measured by `dvc repro` (default params) | value | the book |",
              "| --- | --- | --- |"]
     for name, key, label, fmt, book in ROWS:
         lines.append(f"| {label} | {fmt.format(metrics[name][key])} | {book} |")
-    return "\n".join(lines + _time_rows(stage_times))
+    return "\n".join(lines + _time_rows(stage_times) + _seed_rows(seed_results))
 
 
 def _time_rows(path: Path) -> list[str]:
@@ -50,6 +52,27 @@ def _time_rows(path: Path) -> list[str]:
              for name, entry in stages.items()]
     total = sum(entry["seconds"] for entry in stages.values())
     return rows + [f"| wall time: all stages | {_duration(total)} | |"]
+
+
+def _seed_rows(path: Path) -> list[str]:
+    """A second table: test (validation) accuracy of each recorded seed, and the mean per
+    archive."""
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    rows = ["", "| archive | seed | sentiment LSTM: test (validation) | TF-IDF + LR: test "
+            "(validation) |", "| --- | --- | --- | --- |"]
+    for archive in dict.fromkeys(r["archive"] for r in runs):
+        mine = [r for r in runs if r["archive"] == archive]
+        rows += [f"| {archive} | {r['seed']} | {r['lstm_test_accuracy']:.4f} "
+                 f"({r['lstm_val_accuracy']:.4f}) | {r['tfidf_test_accuracy']:.4f} "
+                 f"({r['tfidf_val_accuracy']:.4f}) |" for r in mine]
+        if len(mine) > 1:
+            mean = lambda key: sum(r[key] for r in mine) / len(mine)
+            rows.append(f"| {archive} | mean of {len(mine)} | "
+                        f"**{mean('lstm_test_accuracy'):.4f}** ({mean('lstm_val_accuracy'):.4f}) | "
+                        f"{mean('tfidf_test_accuracy'):.4f} ({mean('tfidf_val_accuracy'):.4f}) |")
+    return rows
 
 
 def _duration(seconds: float) -> str:

@@ -11,11 +11,20 @@ from pipeline.report import END, START, results_table, with_table
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_TIMES = REPO / "benchmarks" / "stage_times.json"
+SEED_RESULTS = REPO / "benchmarks" / "seed_results.json"
+
+
+def _benchmark_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_readme_results_table_is_the_committed_metrics():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert with_table(readme, results_table(REPO / "metrics", STAGE_TIMES)) == readme, (
+    table = results_table(REPO / "metrics", STAGE_TIMES, SEED_RESULTS)
+    assert with_table(readme, table) == readme, (
         "README's results table disagrees with metrics/: run "
         "`python -m pipeline report --readme README.md`")
 
@@ -43,10 +52,7 @@ def test_stage_times_become_rows_with_their_total(tmp_path):
 
 
 def test_stage_times_are_read_from_dvc_repro_output():
-    spec = importlib.util.spec_from_file_location("stage_times",
-                                                  REPO / "benchmarks" / "stage_times.py")
-    stage_times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage_times)
+    stage_times = _benchmark_script("stage_times")
     events = [(0.0, "Stage 'acquire_imdb' didn't change, skipping\n"),
               (1.0, "Running stage 'pretrain':\n"), (2.0, "> python -m pipeline.stages.pretrain\n"),
               (91.5, "Updating lock file 'dvc.lock'\n"),
@@ -60,3 +66,38 @@ def test_a_readme_without_the_markers_is_refused():
     with pytest.raises(ValueError, match="results"):
         with_table("# no table here\n", "| a |")
     assert with_table(f"a\n{START}\nold\n{END}\nb", "new") == f"a\n{START}\nnew\n{END}\nb"
+
+
+def _seed_run(archive: str, seed: int, lstm: float, tfidf: float) -> dict:
+    return {"archive": archive, "seed": seed, "run": f"exp-{seed}", "commit": "abc1234",
+            "lstm_test_accuracy": lstm, "lstm_val_accuracy": lstm - 0.01,
+            "tfidf_test_accuracy": tfidf, "tfidf_val_accuracy": tfidf - 0.01}
+
+
+def test_seed_results_become_a_table_with_the_mean_per_archive(tmp_path):
+    seeds = tmp_path / "seed_results.json"
+    seeds.write_text(json.dumps({"runs": [_seed_run("full", 1, 0.91, 0.90),
+                                          _seed_run("full", 2, 0.92, 0.91),
+                                          _seed_run("labelled-only", 1, 0.905, 0.90)]}))
+    table = results_table(REPO / "metrics", tmp_path / "none.json", seeds)
+    assert "| full | 2 | 0.9200 (0.9100) | 0.9100 (0.9000) |" in table
+    assert "| full | mean of 2 | **0.9150** (0.9050) | 0.9050 (0.8950) |" in table
+    assert "| labelled-only | 1 | 0.9050 (0.8950) |" in table
+    assert "labelled-only | mean" not in table  # one seed has no mean row
+    assert "| archive |" not in results_table(REPO / "metrics", tmp_path / "none.json",
+                                              tmp_path / "no-seeds.json")
+
+
+def test_only_default_recipes_count_as_seeds(tmp_path):
+    seed_results = _benchmark_script("seed_results")
+    base = {"seed": 1, "imdb": {"sha256": "a" * 64, "val_size": 1000}, "sentiment": {"lr": 0.002}}
+    other_seed = {"seed": 2, "imdb": {"sha256": "b" * 64, "val_size": 1000},
+                  "sentiment": {"lr": 0.002}}
+    assert seed_results.differing_params(base, other_seed) == []
+    changed = {**other_seed, "sentiment": {"lr": 0.001}, "charlm": {"steps": 10}}
+    assert seed_results.differing_params(base, changed) == ["charlm.steps", "sentiment.lr"]
+    # Recording a seed again replaces that entry only.
+    path = tmp_path / "seeds.json"
+    seed_results.record([_seed_run("full", 1, 0.91, 0.90), _seed_run("full", 2, 0.92, 0.91)], path)
+    runs = seed_results.record([_seed_run("full", 2, 0.93, 0.91)], path)
+    assert [(r["seed"], r["lstm_test_accuracy"]) for r in runs] == [(1, 0.91), (2, 0.93)]
