@@ -25,24 +25,16 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
 
+from pipeline.config import flatten  # noqa: E402
+
 SEEDS = bu.BENCH_DIR / "seed_results.json"
 # What may differ from HEAD's params.yaml for a run to count as the default recipe.
 FREE_KEYS = {"seed", "imdb.sha256"}
 
 
-def flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def differing_params(base: dict, run: dict) -> list[str]:
     """Keys whose values differ between two params.yaml trees, but for FREE_KEYS."""
-    a, b = flat(base), flat(run)
+    a, b = flatten(base), flatten(run)
     return sorted(k for k in set(a) | set(b) if k not in FREE_KEYS and a.get(k) != b.get(k))
 
 
