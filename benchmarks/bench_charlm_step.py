@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import benchdata as bd  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -260,7 +261,7 @@ def main(argv=None) -> int:
     args.matmul_repeats = args.matmul_repeats or (2 if args.quick else 6)
     bu.set_threads(args)
 
-    text, vocab, data_desc = bu.load_book(args)
+    text, vocab, data_desc = bd.load_book(args)
     if args.vocab:
         vocab = args.vocab
         text = text % vocab

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import benchdata as bd  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -50,13 +51,13 @@ def sentiment_positions(args, sp) -> tuple[int, int, int, str]:
     """(padded training positions per epoch, training reviews, validation positions,
     data description)."""
     from pipeline.data import ReviewSet
-    prepared = bu.prepared_imdb_dir(args)
+    prepared = bd.prepared_imdb_dir(args)
     if prepared is not None:
         table = pd.read_parquet(prepared / "reviews.parquet")
         desc = f"real: {prepared}"
     else:
         n = 2_000 if args.quick else 25_000
-        lengths = bu.synthetic_lengths(n, args.seed)
+        lengths = bd.synthetic_lengths(n, args.seed)
         table = pd.DataFrame({"split": ["train"] * (n - n // 5) + ["val"] * (n // 5),
                               "n_tokens": lengths, "offset": 0, "label": 0})
         desc = "synthetic review lengths"
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     train_pos, train_reviews, val_pos, desc = sentiment_positions(args, sp)
     per_pos = lstm_flops_per_position(sp.embed_dim, sp.hidden_size, sp.num_layers)
     sentiment = sp.epochs * (3 * train_pos + val_pos) * per_pos
-    text, vocab, book = bu.load_book(args)
+    text, vocab, book = bd.load_book(args)
     book_chars = len(text)
     fraction = params.gutenberg.val_fraction  # the held-out tail of the book
     val_chars = int(book_chars * fraction / (1 - fraction))

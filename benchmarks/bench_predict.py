@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import benchdata as bd  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -40,13 +41,13 @@ print(json.dumps({"seconds": t, "modules": {m: m in sys.modules for m in
 
 
 def review_texts(args, n: int) -> tuple[list[str], str]:
-    frame = bu.raw_imdb_reviews(args)
+    frame = bd.raw_imdb_reviews(args)
     if frame is not None:
         texts = frame.loc[frame["split"] == "test", "text"].to_numpy()
         pick = np.random.default_rng(args.seed).permutation(len(texts))[:n]
         return [str(texts[i]) for i in pick], f"{n:,} real test reviews"
-    ids, lengths, _ = bu.synthetic_encoded(n, args.seed + 1)
-    return (bu.synthetic_texts(ids, lengths, bu.synthetic_words(seed=args.seed), args.seed),
+    ids, lengths, _ = bd.synthetic_encoded(n, args.seed + 1)
+    return (bd.synthetic_texts(ids, lengths, bd.synthetic_words(seed=args.seed), args.seed),
             f"{n:,} synthetic reviews (median {np.median(lengths):.0f} tokens)")
 
 
@@ -57,7 +58,7 @@ def throwaway_model(args, out: Path, n_train: int) -> str:
     from pipeline.data import ReviewSet
     from pipeline.models import build_sentiment
     from pipeline.text import Vocab
-    prepared = bu.prepared_imdb_dir(args)
+    prepared = bd.prepared_imdb_dir(args)
     if prepared is not None:
         vocab = Vocab.load(prepared / "vocab.txt")
         tokens = np.load(prepared / "tokens.npy", mmap_mode="r")
@@ -67,9 +68,9 @@ def throwaway_model(args, out: Path, n_train: int) -> str:
         table = table.iloc[pick].reset_index(drop=True)
         source = f"vocabulary and {len(table):,} reviews of {prepared}"
     else:
-        vocab = Vocab(bu.synthetic_words(seed=args.seed))
-        tokens, lengths, labels = bu.synthetic_encoded(n_train, args.seed)
-        table = bu.synthetic_review_table(lengths, labels, ["train"] * n_train)
+        vocab = Vocab(bd.synthetic_words(seed=args.seed))
+        tokens, lengths, labels = bd.synthetic_encoded(n_train, args.seed)
+        table = bd.synthetic_review_table(lengths, labels, ["train"] * n_train)
         source = f"synthetic vocabulary ({len(vocab):,}) and {n_train:,} synthetic reviews"
     p = SentimentParams()
     torch.manual_seed(args.seed)
@@ -89,6 +90,35 @@ def throwaway_model(args, out: Path, n_train: int) -> str:
     return source
 
 
+def model_under_test(args):
+    """(model folder, description, temporary folder to clean up or None): the trained
+    model, else a throwaway one trained here for one epoch."""
+    model_dir = args.model_dir or bu.data_root(args) / "models" / "sentiment"
+    if (model_dir / "model.pt").exists() and not (args.synthetic and args.model_dir is None):
+        return model_dir.resolve(), f"trained model {model_dir}", None
+    tmp = tempfile.TemporaryDirectory(prefix="bench-throwaway-model-")
+    model_dir = Path(tmp.name)
+    t0 = time.perf_counter()
+    source = throwaway_model(args, model_dir, 200 if args.quick else args.train_reviews)
+    model_desc = (f"THROWAWAY model (no trained model found; 1 epoch on {source}, trained in "
+                  f"{time.perf_counter() - t0:.1f} s; predictions meaningless, timings representative)")
+    return model_dir.resolve(), model_desc, tmp
+
+
+def time_command(cmd: list[str], repeats: int):
+    """(seconds of each of `repeats` runs after a warm-up, the last run's result); stops
+    at the first failure."""
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, cwd=bu.REPO, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            return times, out
+        if i:
+            times.append(time.perf_counter() - t0)
+    return times, out
+
+
 def main(argv=None) -> int:
     p = bu.base_parser(__doc__.split("\n")[0])
     p.add_argument("--model-dir", type=Path, default=None,
@@ -103,18 +133,7 @@ def main(argv=None) -> int:
     bu.set_threads(args)
 
     from pipeline.inference import load_sentiment_model, predict_texts
-    model_dir = args.model_dir or bu.data_root(args) / "models" / "sentiment"
-    tmp = None
-    if (model_dir / "model.pt").exists() and not (args.synthetic and args.model_dir is None):
-        model_desc = f"trained model {model_dir}"
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="bench-throwaway-model-")
-        model_dir = Path(tmp.name)
-        t0 = time.perf_counter()
-        source = throwaway_model(args, model_dir, 200 if args.quick else args.train_reviews)
-        model_desc = (f"THROWAWAY model (no trained model found; 1 epoch on {source}, trained in "
-                      f"{time.perf_counter() - t0:.1f} s; predictions meaningless, timings representative)")
-    model_dir = model_dir.resolve()
+    model_dir, model_desc, tmp = model_under_test(args)
     texts, text_desc = review_texts(args, n)
     desc = f"{model_desc}; {text_desc}"
     rec = bu.Recorder("predict", args, desc)
@@ -126,15 +145,10 @@ def main(argv=None) -> int:
     answer = predict_texts(texts[:1], model_dir)[0]
 
     cmd = [sys.executable, "-m", "pipeline", "predict", texts[0], "--model-dir", str(model_dir)]
-    cli, out = [], None
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, cwd=bu.REPO, capture_output=True, text=True, timeout=300)
-        if out.returncode != 0:
-            print(f"`python -m pipeline predict` failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
-            return 1
-        if i:
-            cli.append(time.perf_counter() - t0)
+    cli, out = time_command(cmd, repeats)
+    if out.returncode != 0:
+        print(f"`python -m pipeline predict` failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+        return 1
 
     probe = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=bu.REPO, capture_output=True,
                            text=True, timeout=300)
@@ -145,7 +159,7 @@ def main(argv=None) -> int:
     print(bu.table([
         [f"predict_texts, {n:,} reviews (one call)", f"{batch_s:.3f}", f"{rate:,.0f}"],
         ["  of which load_sentiment_model", f"{load_s:.3f}", ""],
-        [f"  without the model load", f"{batch_s - load_s:.3f}", f"{n / max(batch_s - load_s, 1e-9):,.0f}"],
+        ["  without the model load", f"{batch_s - load_s:.3f}", f"{n / max(batch_s - load_s, 1e-9):,.0f}"],
         ["predict_texts, 1 review (in process)", f"{bu.median(one):.3f}", ""],
         ["python -m pipeline predict \"...\" (subprocess)", f"{bu.median(cli):.3f}", ""],
     ], ["what", f"median s ({repeats})", "reviews/s"]))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import benchdata as bd  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -39,7 +40,7 @@ TARGET_LOAD_S = 1.0
 def get_texts(args, n: int):
     """(texts, is_train mask, description)."""
     t0 = time.perf_counter()
-    frame = bu.raw_imdb_reviews(args)
+    frame = bd.raw_imdb_reviews(args)
     read_s = time.perf_counter() - t0
     if frame is not None:
         if n < len(frame):
@@ -48,13 +49,13 @@ def get_texts(args, n: int):
         return (frame["text"].tolist(), (frame["split"] == "train").to_numpy(),
                 f"real: {len(frame):,} acquired reviews (reading the table: {read_s:.1f} s, "
                 "not counted)", read_s)
-    ids, lengths, _ = bu.synthetic_encoded(n, args.seed)
-    texts = bu.synthetic_texts(ids, lengths, bu.synthetic_words(seed=args.seed), args.seed)
+    ids, lengths, _ = bd.synthetic_encoded(n, args.seed)
+    texts = bd.synthetic_texts(ids, lengths, bd.synthetic_words(seed=args.seed), args.seed)
     is_train = np.arange(n) < n // 2
     return (texts, is_train,
             f"synthetic: {n:,} reviews (median {np.median(lengths):.0f} tokens, "
             f"{np.mean([len(t) for t in texts]):.0f} characters on average), vocabulary up to "
-            f"{bu.SYN_VOCAB:,} (no raw reviews under {bu.data_root(args)})", None)
+            f"{bd.SYN_VOCAB:,} (no raw reviews under {bu.data_root(args)})", None)
 
 
 def prepare(texts, is_train, parallel: bool) -> tuple[dict, list]:
@@ -113,6 +114,14 @@ def main(argv=None) -> int:
     if read_s is not None:
         rec.add("read_raw_s", read_s, "s", reviews=len(texts))
 
+    encoded = bench_prepare(texts, is_train, repeats, rec)
+    bench_load(args, encoded, is_train, len(texts), rec)
+    rec.finish()
+    return 0
+
+
+def bench_prepare(texts, is_train, repeats: int, rec) -> list:
+    """Tokenise + vocabulary + encode, single process and parallel; returns the encoding."""
     prepare(texts[:1000], is_train[:1000], parallel=False)  # warm-up: regexes, allocator
     results, encoded = {}, None
     for name, parallel in (("single", False), ("parallel", True)):
@@ -150,16 +159,19 @@ def main(argv=None) -> int:
                              "does not scale with the count)"))
     rec.add("prepare_50k_s", scaled, "s", target=f"<={TARGET_PREPARE_S}",
             met=scaled <= TARGET_PREPARE_S if full else None, extrapolated=not full)
+    return encoded
 
-    # ---- loading the prepared outputs
+
+def bench_load(args, encoded, is_train, n_texts: int, rec) -> None:
+    """load_reviews() of the prepared outputs (the real ones, else this run's encoding)."""
     from pipeline.data import load_reviews
-    prepared = bu.prepared_imdb_dir(args)
+    prepared = bd.prepared_imdb_dir(args)
     tmp = None
     if prepared is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench-prepared-")
         prepared = Path(tmp.name)
         write_outputs(encoded, is_train, prepared)
-        load_desc = f"outputs written from this run's encoding ({len(texts):,} reviews) to {prepared}"
+        load_desc = f"outputs written from this run's encoding ({n_texts:,} reviews) to {prepared}"
     else:
         load_desc = f"real: {prepared}"
     size_mb = sum(f.stat().st_size for f in prepared.iterdir() if f.is_file()) / 2 ** 20
@@ -190,8 +202,6 @@ def main(argv=None) -> int:
     rec.add("import_pipeline_data_s", cold_import, "s", data=load_desc)
     if tmp is not None:
         tmp.cleanup()
-    rec.finish()
-    return 0
 
 
 if __name__ == "__main__":

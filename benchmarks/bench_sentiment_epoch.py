@@ -41,7 +41,6 @@ on 2 cores); run_all.py passes it on with `run_all.py --accuracy`.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,11 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence  # noqa: E402
+from sentiment_epoch_data import BookSentimentRNN, book_collate_fn, load_data  # noqa: E402
 
 FULL_EPOCH = 20_000
 VARIANTS = {
@@ -73,98 +71,6 @@ FLUSH_DENORMALS = {"a": False, "b": True, "c": True, "d": True, "e": False, "f":
 # The training stages' optimizer (Adam's fused kernel) goes with the project's model;
 # the book's model keeps torch.optim.Adam's default (one pass per operation).
 PIPELINE_OPTIMIZER = {"c", "d", "e"}
-
-
-class BookSentimentRNN(nn.Module):
-    """The book's classifier: packed sequence, last hidden state, FC, ReLU, FC, sigmoid.
-    Layers are created in the same order and shapes as pipeline.models.SentimentLSTM,
-    so the same seed gives the same initial weights."""
-
-    def __init__(self, vocab_size: int, embed_dim: int = 20, hidden_size: int = 64,
-                 fc_size: int = 64):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
-        self.fc = nn.Sequential(nn.Linear(hidden_size, fc_size), nn.ReLU(),
-                                nn.Linear(fc_size, 1))
-
-    def forward(self, tokens, lengths):
-        out = self.embedding(tokens)
-        out = pack_padded_sequence(out, lengths.cpu().numpy(), enforce_sorted=False,
-                                   batch_first=True)
-        _, (hidden, _) = self.lstm(out)
-        return torch.sigmoid(self.fc(hidden[-1])).squeeze(1)
-
-
-# ---------------------------------------------------------------- data
-def load_data(args, n_train: int, n_val: int) -> dict:
-    """The same n_train training and n_val validation reviews for every variant: as
-    pre-encoded ReviewSets (memory-mapped tokens) and as raw texts for the book."""
-    from pipeline.data import ReviewSet
-    from pipeline.text import Vocab
-    prepared = bu.prepared_imdb_dir(args)
-    rng = np.random.default_rng(args.seed)
-    if prepared is not None:
-        tokens = np.load(prepared / "tokens.npy", mmap_mode="r")
-        table = pd.read_parquet(prepared / "reviews.parquet")
-        vocab = Vocab.load(prepared / "vocab.txt")
-        parts = {}
-        for split, n in (("train", n_train), ("val", n_val)):
-            rows = table[table["split"] == split]
-            parts[split] = rows.iloc[rng.permutation(len(rows))[:n]].reset_index(drop=True)
-        raw = bu.raw_imdb_reviews(args)
-        if raw is not None:
-            # Validation reviews are training reviews of the archive.
-            text_of = {("test" if sp == "test" else "train", lab, i): t for sp, lab, i, t in
-                       raw[["split", "label", "id", "text"]].itertuples(index=False)}
-            texts = {s: [text_of[("test" if r.split == "test" else "train", r.label, r.id)]
-                         for r in part.itertuples()] for s, part in parts.items()}
-            text_desc = "texts from the acquired reviews"
-        else:
-            itos = np.array(vocab.itos, dtype=object)
-            texts = {s: [" ".join(itos[tokens[o:o + n]]) for o, n in
-                         zip(part["offset"], part["n_tokens"])] for s, part in parts.items()}
-            text_desc = "texts rebuilt from the token ids (no raw reviews found)"
-        desc = (f"real: {prepared} ({n_train:,} of {int((table['split'] == 'train').sum()):,} "
-                f"training reviews, {n_val:,} validation reviews, vocabulary {len(vocab):,}; "
-                f"{text_desc})")
-        return {"tokens": tokens, "parts": parts, "stoi": vocab.stoi, "vocab_size": len(vocab),
-                "texts": texts, "desc": desc,
-                "sets": {s: ReviewSet(tokens, p) for s, p in parts.items()}}
-
-    ids, lengths, labels = bu.synthetic_encoded(n_train + n_val, args.seed)
-    splits = ["train"] * n_train + ["val"] * n_val
-    table = bu.synthetic_review_table(lengths, labels, splits)
-    words = bu.synthetic_words(seed=args.seed)
-    all_texts = bu.synthetic_texts(ids, lengths, words, args.seed)
-    # Memory-mapped like the real prepared data.
-    tmp = Path(tempfile.mkdtemp(prefix="bench-sentiment-"))
-    np.save(tmp / "tokens.npy", ids)
-    tokens = np.load(tmp / "tokens.npy", mmap_mode="r")
-    parts = {s: table[table["split"] == s].reset_index(drop=True) for s in ("train", "val")}
-    texts = {"train": all_texts[:n_train], "val": all_texts[n_train:]}
-    desc = (f"synthetic: {n_train:,} training + {n_val:,} validation reviews, log-normal "
-            f"lengths (median {np.median(lengths):.0f}, max {lengths.max()} tokens), vocabulary "
-            f"{bu.SYN_VOCAB:,} (no prepared reviews under {bu.data_root(args)})")
-    return {"tokens": tokens, "parts": parts, "stoi": {w: i for i, w in enumerate(words)},
-            "vocab_size": bu.SYN_VOCAB, "texts": texts, "desc": desc,
-            "sets": {s: ReviewSet(tokens, p) for s, p in parts.items()}}
-
-
-def book_collate_fn(stoi: dict):
-    from pipeline.text import tokenize
-    get = stoi.get
-
-    def collate(batch):
-        seqs, labels = [], []
-        for text, label in batch:
-            ids = [get(t, 1) for t in tokenize(text)] or [1]
-            seqs.append(torch.tensor(ids, dtype=torch.int64))
-            labels.append(label)
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-        return (pad_sequence(seqs, batch_first=True, padding_value=0),
-                torch.tensor(labels, dtype=torch.float32), lengths)
-    return collate
 
 
 # ---------------------------------------------------------------- the variants
@@ -324,6 +230,18 @@ def main(argv=None) -> int:
     print(f"{n_train:,} training reviews per epoch; times x {scale:.2f} = extrapolated to "
           f"{FULL_EPOCH:,} reviews" + ("" if n_train != FULL_EPOCH else " (measured, not extrapolated)"))
 
+    results = time_variants(args, n_train, n_val, scale, threads, rec)
+    compare_variants(results, n_train, scale, rec)
+    if args.accuracy:
+        compare_accuracy(args, data, n_train, n_val, acc_epochs, rec)
+    else:
+        print("\n(validation accuracy not measured: add --accuracy)")
+    rec.finish()
+    return 0
+
+
+def time_variants(args, n_train: int, n_val: int, scale: float, threads: int, rec) -> dict:
+    """Each variant's median timed epoch, each in its own fresh process."""
     results = {}
     for key in args.variants:
         runs = in_fresh_process(_timed_epochs, key, args, n_train, n_val)
@@ -341,7 +259,11 @@ def main(argv=None) -> int:
                 epochs_s=[round(x["total"], 3) for x in runs],
                 extrapolated=n_train != FULL_EPOCH, data_s=round(r["data"] * scale, 3),
                 model_s=round(r["model"] * scale, 3), padding=round(r["padding"], 4), **common)
+    return results
 
+
+def compare_variants(results: dict, n_train: int, scale: float, rec) -> None:
+    """The table of epoch times and the speed-up each change is worth."""
     rows = []
     base = results.get("a")
     for key, r in results.items():
@@ -363,28 +285,26 @@ def main(argv=None) -> int:
             print(f"({x}) -> ({y}), {what}: {ratio:.2f}x faster")
             rec.add(f"speedup_{y}_vs_{x}", ratio, "x", what=what)
 
-    if args.accuracy:
-        print(f"\naccuracy: (a) and (d) trained {acc_epochs} epochs on the same {n_train:,} "
-              f"reviews from the same initial weights; validation on {len(data['sets']['val']):,} "
-              "reviews")
-        accs = {}
-        for key in ("a", "d"):
-            times, accs[key] = in_fresh_process(_trained_accuracy, key, args, n_train, n_val,
-                                                acc_epochs)
-            print(f"  ({key}) {VARIANTS[key]}: val accuracy {accs[key]:.4f} "
-                  f"(epochs {', '.join(f'{t:.1f}' for t in times)} s)", flush=True)
-            rec.add(f"val_accuracy_{key}", accs[key], "fraction", variant=key, epochs=acc_epochs,
-                    train_reviews=n_train, val_reviews=len(data["sets"]["val"]),
-                    epoch_s=[round(t, 3) for t in times])
-        diff = accs["d"] - accs["a"]
-        print(f"(d) - (a) = {diff:+.4f}  target: equal or better "
-              f"(within the noise of {len(data['sets']['val']):,} reviews, "
-              f"~{1.96 * (0.25 / len(data['sets']['val'])) ** 0.5:.3f} at 95%) -> "
-              f"{bu.verdict(diff >= -1.96 * (0.25 / len(data['sets']['val'])) ** 0.5)}")
-    else:
-        print("\n(validation accuracy not measured: add --accuracy)")
-    rec.finish()
-    return 0
+
+def compare_accuracy(args, data: dict, n_train: int, n_val: int, acc_epochs: int, rec) -> None:
+    """(a) and (d) trained from the same initial weights: is the fast pipeline as good?"""
+    print(f"\naccuracy: (a) and (d) trained {acc_epochs} epochs on the same {n_train:,} "
+          f"reviews from the same initial weights; validation on {len(data['sets']['val']):,} "
+          "reviews")
+    accs = {}
+    for key in ("a", "d"):
+        times, accs[key] = in_fresh_process(_trained_accuracy, key, args, n_train, n_val,
+                                            acc_epochs)
+        print(f"  ({key}) {VARIANTS[key]}: val accuracy {accs[key]:.4f} "
+              f"(epochs {', '.join(f'{t:.1f}' for t in times)} s)", flush=True)
+        rec.add(f"val_accuracy_{key}", accs[key], "fraction", variant=key, epochs=acc_epochs,
+                train_reviews=n_train, val_reviews=len(data["sets"]["val"]),
+                epoch_s=[round(t, 3) for t in times])
+    diff = accs["d"] - accs["a"]
+    print(f"(d) - (a) = {diff:+.4f}  target: equal or better "
+          f"(within the noise of {len(data['sets']['val']):,} reviews, "
+          f"~{1.96 * (0.25 / len(data['sets']['val'])) ** 0.5:.3f} at 95%) -> "
+          f"{bu.verdict(diff >= -1.96 * (0.25 / len(data['sets']['val'])) ** 0.5)}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import benchdata as bd  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -80,7 +81,7 @@ def charlm_steps(args, device, book: bool):
     from bench_charlm_step import BookCharRNN
     from pipeline.data import random_windows
     from pipeline.models import CharLSTM
-    text, vocab, desc = bu.load_book(args)
+    text, vocab, desc = bd.load_book(args)
     B, T, H = 64, 40, 512
     torch.manual_seed(args.seed)
     model = (BookCharRNN(vocab, 256, H) if book else CharLSTM(vocab, 256, H)).to(device)
@@ -134,49 +135,14 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available here")
         return 1
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     out_dir = bu.BENCH_DIR / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-
     builders = {"sentiment": sentiment_steps, "charlm": charlm_steps}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         for book in ([False, True] if args.book else [False]):
             label, step, desc = builders[name](args, device, book)
-            for _ in range(args.warmup):
-                step()
-            sync()
-            t0 = time.perf_counter()
-            with profile(activities=activities, record_shapes=False) as prof:
-                for _ in range(args.steps):
-                    step()
-                sync()
-            wall = time.perf_counter() - t0
-            ka = prof.key_averages()
-            title = (f"{label}\ndata: {desc}\ndevice: {device}"
-                     + (f" ({torch.cuda.get_device_name(device)})" if cuda else
-                        f", {torch.get_num_threads()} threads")
-                     + f"; {args.steps} steps after {args.warmup} warm-up, "
-                       f"{wall / args.steps * 1e3:.1f} ms/step under the profiler")
-            text = [f"=== {title}", "", f"top {args.rows} ops by self CPU time:",
-                    ka.table(sort_by="self_cpu_time_total", row_limit=args.rows)]
-            if cuda:
-                key = "self_cuda_time_total"
-                try:
-                    table = ka.table(sort_by=key, row_limit=args.rows)
-                except (AttributeError, KeyError, ValueError):
-                    key = "self_device_time_total"
-                    table = ka.table(sort_by=key, row_limit=args.rows)
-                text += [f"top {args.rows} ops by self CUDA time:", table]
-            if cuda:
-                # Kernel rows only: an op's row repeats the time of the kernels it launched.
-                busy = sum((getattr(e, "self_device_time_total", None)
-                            or getattr(e, "self_cuda_time_total", 0) or 0)
-                           for e in ka if getattr(e, "device_type", None) == DeviceType.CUDA) / 1e3
-                text.append(f"GPU busy {busy / args.steps:.2f} ms per step of "
-                            f"{wall / args.steps * 1e3:.2f} ms (the rest: the host launching work)")
-            report = "\n".join(text)
+            prof, wall = profiled(step, args, device)
+            report = profile_report(prof, wall, label, desc, args, device)
             print("\n" + report)
             tag = label.split(":")[0]
             path = out_dir / f"profile-{tag}-{device.type}.txt"
@@ -187,6 +153,49 @@ def main(argv=None) -> int:
                 prof.export_chrome_trace(str(args.trace / f"trace-{tag}-{device.type}.json"))
     return 0
 
+
+def profiled(step, args, device: torch.device):
+    """(the profiler of `args.steps` steps after the warm-up, their wall seconds)."""
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    for _ in range(args.warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    with profile(activities=activities, record_shapes=False) as prof:
+        for _ in range(args.steps):
+            step()
+        sync()
+    return prof, time.perf_counter() - t0
+
+
+def profile_report(prof, wall: float, label: str, desc: str, args, device: torch.device) -> str:
+    """The top ops by self CPU time (and by CUDA time, with the GPU's busy share)."""
+    cuda = device.type == "cuda"
+    ka = prof.key_averages()
+    title = (f"{label}\ndata: {desc}\ndevice: {device}"
+             + (f" ({torch.cuda.get_device_name(device)})" if cuda else
+                f", {torch.get_num_threads()} threads")
+             + f"; {args.steps} steps after {args.warmup} warm-up, "
+               f"{wall / args.steps * 1e3:.1f} ms/step under the profiler")
+    text = [f"=== {title}", "", f"top {args.rows} ops by self CPU time:",
+            ka.table(sort_by="self_cpu_time_total", row_limit=args.rows)]
+    if cuda:
+        key = "self_cuda_time_total"
+        try:
+            table = ka.table(sort_by=key, row_limit=args.rows)
+        except (AttributeError, KeyError, ValueError):
+            key = "self_device_time_total"
+            table = ka.table(sort_by=key, row_limit=args.rows)
+        text += [f"top {args.rows} ops by self CUDA time:", table]
+        # Kernel rows only: an op's row repeats the time of the kernels it launched.
+        busy = sum((getattr(e, "self_device_time_total", None)
+                    or getattr(e, "self_cuda_time_total", 0) or 0)
+                   for e in ka if getattr(e, "device_type", None) == DeviceType.CUDA) / 1e3
+        text.append(f"GPU busy {busy / args.steps:.2f} ms per step of "
+                    f"{wall / args.steps * 1e3:.2f} ms (the rest: the host launching work)")
+    return "\n".join(text)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -71,7 +71,7 @@ def run(cmd: list[str], env: dict) -> tuple[int, float, float]:
     return proc.returncode, wall, rss
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes (passed to every benchmark)")
@@ -89,6 +89,11 @@ def main(argv=None) -> int:
                    help="cli: repository to time a no-op `dvc repro` in (default: this one)")
     p.add_argument("--results", type=Path, default=bu.RESULTS)
     p.add_argument("--no-record", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
     args = p.parse_args(argv)
 
     names = list(BENCHES) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
@@ -102,17 +107,7 @@ def main(argv=None) -> int:
     os.environ["BENCH_RUN_ID"] = run_id  # this script's own lines too
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    common = ["--results", str(args.results)]
-    for flag in ("quick", "synthetic", "no_record"):
-        if getattr(args, flag):
-            common.append("--" + flag.replace("_", "-"))
-    if args.data_root:
-        common += ["--data-root", str(args.data_root)]
-    if args.threads:
-        common += ["--threads", str(args.threads)]
-    extra = {"sentiment_epoch": ["--accuracy"] if args.accuracy else [],
-             "charlm_step": ["--device", args.device] if args.device else [],
-             "cli": ["--repo", str(args.repo)] if args.repo else []}
+    common, extra = passed_on(args)
 
     print(f"run {run_id}: {', '.join(names)}" + (" (quick)" if args.quick else ""))
     started = time.perf_counter()
@@ -136,22 +131,43 @@ def main(argv=None) -> int:
                    ["benchmark", "exit", "wall s", "peak RSS MB"]))
     print(f"total {total:.1f} s ({total / 60:.1f} min)")
     if not args.no_record and args.results.exists():
-        rows = [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines()
-                if run_id in line]
-        shown = []
-        for bench, measurement in HEADLINES:
-            for r in (r for r in rows if (r["bench"], r["name"]) == (bench, measurement)):
-                x = r.get("extra", {})
-                value = "skipped" if r["value"] is None else f"{r['value']:.4g}"
-                met = "" if x.get("met") is None else ("met" if x["met"] else "NOT met")
-                shown.append([r["bench"], r["name"], value, r["unit"], r["device"],
-                              x.get("target") or "", met])
-        if shown:
-            print("\nheadline numbers (all lines: " + str(args.results) + f", run_id {run_id}):")
-            print(bu.table(shown, ["benchmark", "measurement", "value", "unit", "device", "target", ""]))
-        if args.quick:
-            print("(--quick: tiny sizes, the numbers are not meaningful)")
+        print_headlines(args, run_id)
     return 0 if all(c == 0 for _, c, _, _ in summary) else 1
+
+
+def passed_on(args) -> tuple[list[str], dict[str, list[str]]]:
+    """The options every benchmark gets, and those only one of them takes."""
+    common = ["--results", str(args.results)]
+    for flag in ("quick", "synthetic", "no_record"):
+        if getattr(args, flag):
+            common.append("--" + flag.replace("_", "-"))
+    if args.data_root:
+        common += ["--data-root", str(args.data_root)]
+    if args.threads:
+        common += ["--threads", str(args.threads)]
+    extra = {"sentiment_epoch": ["--accuracy"] if args.accuracy else [],
+             "charlm_step": ["--device", args.device] if args.device else [],
+             "cli": ["--repo", str(args.repo)] if args.repo else []}
+    return common, extra
+
+
+def print_headlines(args, run_id: str) -> None:
+    """The headline numbers of this run, from the results file."""
+    rows = [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines()
+            if run_id in line]
+    shown = []
+    for bench, measurement in HEADLINES:
+        for r in (r for r in rows if (r["bench"], r["name"]) == (bench, measurement)):
+            x = r.get("extra", {})
+            value = "skipped" if r["value"] is None else f"{r['value']:.4g}"
+            met = "" if x.get("met") is None else ("met" if x["met"] else "NOT met")
+            shown.append([r["bench"], r["name"], value, r["unit"], r["device"],
+                          x.get("target") or "", met])
+    if shown:
+        print("\nheadline numbers (all lines: " + str(args.results) + f", run_id {run_id}):")
+        print(bu.table(shown, ["benchmark", "measurement", "value", "unit", "device", "target", ""]))
+    if args.quick:
+        print("(--quick: tiny sizes, the numbers are not meaningful)")
 
 
 if __name__ == "__main__":

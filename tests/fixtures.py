@@ -93,8 +93,33 @@ def make_imdb_archive(
     Also holds `n_unlabelled` reviews in train/unsup (none: no such folder), and the
     parts `extract_imdb` must skip: *.feat.
     """
+    files, dirs = _imdb_members(random.Random(seed), n_per_class, n_movies, n_unlabelled,
+                                bad_utf8_ids, empty_ids)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(dirs):
+            _add_dir(tar, name)
+        for name in sorted(files):
+            _add_file(tar, name, files[name])
+        for extra in extra_members or []:
+            if isinstance(extra, tarfile.TarInfo):
+                tar.addfile(extra)
+            else:
+                name, data = extra
+                _add_file(tar, name, data)
+
     path = Path(path)
-    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # GzipFile with mtime=0 and no file name: tarfile's own "w:gz" stamps both into the
+    # gzip header, which would make identical archives differ.
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buffer.getvalue())
+    return path
+
+
+def _imdb_members(rng: random.Random, n_per_class: int, n_movies: int, n_unlabelled: int,
+                  bad_utf8_ids: tuple, empty_ids: tuple) -> tuple[dict[str, bytes], set[str]]:
+    """The archive's files (name -> bytes) and folders, in aclImdb's layout."""
     files: dict[str, bytes] = {
         "aclImdb/README": b"Large Movie Review Dataset v1.0 (test fixture)\n",
         "aclImdb/imdb.vocab": "\n".join(sorted(set(POSITIVE_WORDS + NEGATIVE_WORDS + NEUTRAL_WORDS))).encode() + b"\n",
@@ -126,26 +151,7 @@ def make_imdb_archive(
             files[f"aclImdb/train/unsup/{review_id}_0.txt"] = _review_text(rng, rng.random() < 0.5).encode()
         files["aclImdb/train/unsupBow.feat"] = b"0 0:1\n"  # what extract_imdb leaves out
         files["aclImdb/train/urls_unsup.txt"] = b"http://www.imdb.com/title/tt0000001/usercomments\n"
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(dirs):
-            _add_dir(tar, name)
-        for name in sorted(files):
-            _add_file(tar, name, files[name])
-        for extra in extra_members or []:
-            if isinstance(extra, tarfile.TarInfo):
-                tar.addfile(extra)
-            else:
-                name, data = extra
-                _add_file(tar, name, data)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # GzipFile with mtime=0 and no file name: tarfile's own "w:gz" stamps both into the
-    # gzip header, which would make identical archives differ.
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(buffer.getvalue())
-    return path
+    return files, dirs
 
 
 # --------------------------------------------------------------------------- Gutenberg
