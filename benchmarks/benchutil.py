@@ -133,7 +133,10 @@ def _git_commit() -> str:
                              capture_output=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=REPO, text=True, capture_output=True, timeout=10)
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        # What `dvc repro` itself rewrites does not make the code dirty.
+        changed = [line for line in dirty.stdout.splitlines()
+                   if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))]
+        return out.stdout.strip() + ("-dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -42,16 +42,9 @@ def stage_seconds(events: Iterable[tuple[float, str]], end: float) -> dict[str, 
 
 def machine() -> str:
     import torch
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from pipeline.tracking import cpu_name
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{model}, {os.cpu_count()} cores, {gpu}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, {gpu}"
 
 
 def record(measured: dict[str, float], path: Path = TIMES) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import warnings
 from pathlib import Path
@@ -72,6 +73,18 @@ def _git(*args: str) -> str:
         return ""
 
 
+def cpu_name() -> str:
+    """The CPU's model name. Float results can differ in the last bits between CPU
+    models (the libraries pick kernels by instruction set), so every run records it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def run_tags(stage: str, device: str) -> dict[str, str]:
     commit = _git("rev-parse", "HEAD")
     # dvc.lock and the stage's own outputs change during `dvc repro`; they do not make
@@ -79,7 +92,8 @@ def run_tags(stage: str, device: str) -> dict[str, str]:
     dirty = [line for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
              if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))]
     tags = {"mlflow.source.git.commit": commit or "unknown", "git_commit": commit or "unknown",
-            "git_dirty": str(bool(dirty)).lower(), "device": device, "dvc_stage": stage}
+            "git_dirty": str(bool(dirty)).lower(), "device": device, "cpu": cpu_name(),
+            "dvc_stage": stage}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     return tags

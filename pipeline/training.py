@@ -122,8 +122,16 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _better(value: float, best: float | None, mode: str) -> bool:
-    return best is None or (value > best if mode == "max" else value < best)
+def _better(metrics: dict, state: "LoopState", task: Task) -> bool:
+    """Is this round better than the best so far by the task's metric? On a tie, the
+    lower validation loss wins: accuracy on a small validation set ties often, and the
+    earlier round is not the better one for having come first."""
+    value, best = metrics[task.metric], state.best_metric
+    if best is None:
+        return True
+    if value != best:
+        return value > best if task.mode == "max" else value < best
+    return metrics.get("val_loss", math.inf) < state.best_metrics.get("val_loss", math.inf)
 
 
 # ---------------------------------------------------------------- the loop
@@ -269,7 +277,7 @@ def _evaluate_round(t: _Training, state: LoopState, r: int, train_loss: float) -
     if is_main():
         tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in row.items()))
-    if _better(metrics[t.task.metric], state.best_metric, t.task.mode):
+    if _better(metrics, state, t.task):
         state.best_metric, state.best_round, state.best_step = metrics[t.task.metric], r + 1, state.step
         state.best_metrics = metrics
         state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in scored.state_dict().items()})

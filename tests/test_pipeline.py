@@ -12,6 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.download import sha256_file
+from pipeline.tracking import cpu_name
 from tests.http_server import LocalHTTPServer
 from tests.import_closure import closure, stage_module
 from tests.repo import (ALL_STAGES, N_PER_CLASS, N_UNLABELLED, env, make_repo, run,
@@ -84,6 +85,7 @@ def test_sentiment_run_is_tracked(repo):
     assert r.data.tags["git_commit"] == head
     assert r.data.tags["dvc_stage"] == "train_sentiment"
     assert r.data.tags["device"] == "cpu"
+    assert r.data.tags["cpu"] == cpu_name()  # floats may differ in the last bits by CPU model
     assert r.data.params["sentiment.epochs"] == "2"
     assert r.data.params["seed"] == "1"
     # Provenance of the downloaded archive travels with the run.

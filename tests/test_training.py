@@ -198,3 +198,19 @@ def test_ties_do_not_improve():
     _, task, res = train(seed=2, n_rounds=3, scripted=[0.8, 0.8, 0.8])
     assert res.best_round == 1
     assert_same_state(res.best_state, task.captured[1])
+
+
+def test_a_tie_goes_to_the_lower_validation_loss():
+    _, task, res = train(seed=2, n_rounds=3, scripted=[(0.8, 0.5), (0.9, 0.4), (0.9, 0.3)])
+    assert res.best_round == 3
+    assert_same_state(res.best_state, task.captured[3])
+    _, _, res = train(seed=2, n_rounds=3, scripted=[(0.8, 0.5), (0.9, 0.3), (0.9, 0.4)])
+    assert res.best_round == 2
+
+
+def test_a_tie_won_on_loss_resets_patience():
+    _, task, res = train(seed=2, cfg=config(patience=1), n_rounds=4,
+                         scripted=[(0.9, 0.5), (0.9, 0.4), (0.9, 0.45), (0.95, 0.2)])
+    assert res.stopped_early
+    assert task.rounds_seen == [0, 1, 2]
+    assert res.best_round == 2

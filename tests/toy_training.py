@@ -42,7 +42,7 @@ class ToyTask:
     def __init__(self, seed: int, n_rounds: int = 4, steps: int = 5, streams: int = 4,
                  seq_len: int = 10, kill_at_step: int | None = None,
                  nan_at_step: int | None = None, loss_scale: float = 1.0,
-                 scripted: list[float] | None = None, on_loss=None):
+                 scripted: list | None = None, on_loss=None):
         g = torch.Generator().manual_seed(1234)  # the data set is fixed; `seed` is the run's
         series = torch.sin(torch.arange(1201, dtype=torch.float32) * 0.15)
         series = series + 0.1 * torch.randn(1201, generator=g)
@@ -100,8 +100,11 @@ class ToyTask:
         assert not model.training
         r = self.current_round + 1
         self.captured[r] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if self.scripted is not None:
-            return {"val_accuracy": self.scripted[r - 1]}
+        if self.scripted is not None:  # each round: accuracy, or (accuracy, loss)
+            scripted = self.scripted[r - 1]
+            if isinstance(scripted, tuple):
+                return {"val_accuracy": scripted[0], "val_loss": scripted[1]}
+            return {"val_accuracy": scripted}
         pred, _ = model(self.val[None, :-1])
         return {"val_loss": ((pred[0] - self.val[1:]) ** 2).mean().item()}
 
