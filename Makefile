@@ -22,7 +22,9 @@ repro: setup
 smoke: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline smoke
 
+# PostgreSQL for tests/test_team.py comes first (installed once, on Debian/Ubuntu).
 test: setup
+	tests/require_postgres.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 bench: setup

@@ -2,7 +2,7 @@
 tracking server, a DVC remote shared through `git clone`, and the registered models served
 over HTTP by `mlflow models serve`.
 
-Needs PostgreSQL (`apt-get install postgresql`: 15 on Debian 12; `.ci/run` installs it).
+Needs PostgreSQL (15 on Debian 12); `make test` installs it (tests/require_postgres.sh).
 Every server started here listens on 127.0.0.1 only and is stopped at the end; every wait
 is bounded.
 """
@@ -132,7 +132,7 @@ def postgres():
     `mlflow` (user `mlflow`, trust auth: it is only reachable from this machine)."""
     if not (PG_BIN / "initdb").exists():
         pytest.fail(f"PostgreSQL is not installed ({PG_BIN}/initdb missing): "
-                    "apt-get install -y postgresql  (.ci/run does it)")
+                    "apt-get install -y postgresql  (make test does it: tests/require_postgres.sh)")
     # Not under pytest's tmp dir: that is private to the user running pytest, and the
     # server runs as `postgres`.
     base = Path(tempfile.mkdtemp(prefix="mlflow-pg-"))
