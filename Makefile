@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python
 
-.PHONY: setup repro smoke test bench ui clean
+.PHONY: setup repro smoke recipe test test-fast bench ui clean
 
 # Create or update .venv from the lock; nothing else.
 setup: $(STAMP)
@@ -18,17 +19,26 @@ $(STAMP): requirements.lock pyproject.toml
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# Every stage on the real data at small sizes (params.smoke.yaml), in a few minutes.
+# Every stage on the real data at small sizes (recipes/smoke.yaml).
 smoke: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline smoke
+	$(RUN) -m pipeline smoke
 
-# PostgreSQL for tests/test_team.py comes first (installed once, on Debian/Ubuntu).
+# Another recipe as a DVC experiment: make recipe RECIPE=recipes/book-sentiment.yaml
+recipe: setup
+	$(RUN) -m pipeline recipe $(RECIPE)
+
+# The full suite, as CI runs it. PostgreSQL for tests/test_team.py comes first
+# (installed once, on Debian/Ubuntu).
 test: setup
 	tests/require_postgres.sh
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	$(RUN) -m pytest
+
+# The edit loop: unit tests and small integrations (no dvc repro, PostgreSQL or queue).
+test-fast: setup
+	$(RUN) -m pytest -m "not slow" -q
 
 bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all.py
+	$(RUN) benchmarks/run_all.py
 
 # The MLflow UI on the local store: http://127.0.0.1:5000
 ui: setup

@@ -6,7 +6,7 @@ LSTM 512, the book's sizes).
 
   (a) loop:   the book's style. nn.LSTM is called on one time step at a time in a
               Python loop, carrying (h, c); the per-step losses are summed.
-  (b) window: pipeline.models.CharLSTM, one nn.LSTM call over the whole window, and
+  (b) window: pipeline.charlm.model.CharLSTM, one nn.LSTM call over the whole window, and
               the training stages' optimizer (Adam's fused kernel; the loop keeps
               torch's default Adam, as the book does).
 
@@ -19,13 +19,9 @@ count), from which the floor of a step is FLOPs / rate:
   step          = 3 * (LSTM forward + output layer)   (backward ~ 2x forward)
 
 Element-wise gate maths, the embedding lookup, the loss, clipping and Adam are left out
-of the count (they are memory-bound and small next to the matmuls at these sizes).
-
-A second floor uses the step's own matrix shapes instead of one square matmul rate: the
-recurrence forces T products of only B rows ([B x H] @ [H x 4H]), and the output layer
-is only V columns wide; each shape's rate is measured and its FLOPs charged at that rate.
-It is the floor for any implementation of this model at this batch size, ours or the
-library's kernel.
+(memory-bound, small next to the matmuls here). A second floor charges each GEMM shape
+of the step at its own measured rate (the recurrence's T products of only B rows, the
+output layer's V columns): the floor of any implementation of this model at this batch.
 
     python benchmarks/bench_charlm_step.py                 # CPU (+ CUDA if available)
     python benchmarks/bench_charlm_step.py --device cuda   # CUDA only
@@ -130,8 +126,8 @@ def time_calls_n(fn, inner: int, repeats: int, sync) -> list[float]:
 
 
 def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -> dict:
-    from pipeline.data import random_windows
-    from pipeline.models import CharLSTM
+    from pipeline.charlm.data import random_windows
+    from pipeline.charlm.model import CharLSTM
     B, T, E, H = args.batch, args.seq_len, args.embed, args.hidden
     sync = torch.cuda.synchronize if device.type == "cuda" else None
 
@@ -175,31 +171,34 @@ def measure_device(device: torch.device, text: torch.Tensor, vocab: int, args) -
             "flops": step_flops(B, T, E, H, vocab), "shapes": shapes}
 
 
-def report(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
-           cpu_loop_ms: float | None) -> None:
+def summary(r: dict) -> dict:
+    """The figures of one device's measurement: step times, floors, ratios."""
     loop_ms = bu.median(r["times"]["loop"]) * 1e3
     window_ms = bu.median(r["times"]["window"]) * 1e3
-    flops = r["flops"]["step"]
-    floor_ms = flops / (r["rate"] * 1e9) * 1e3
-    speedup = loop_ms / window_ms
-    vs_floor = window_ms / floor_ms
-    dev = str(device)
+    floor_ms = r["flops"]["step"] / (r["rate"] * 1e9) * 1e3
+    shape_floor_ms = r["shapes"]["step_s"] * 1e3
+    return {"loop_ms": loop_ms, "window_ms": window_ms, "floor_ms": floor_ms,
+            "speedup": loop_ms / window_ms, "vs_floor": window_ms / floor_ms,
+            "shape_floor_ms": shape_floor_ms}
+
+
+def report(device: torch.device, r: dict, args, vocab: int, cpu_loop_ms: float | None) -> None:
+    x = summary(r)
     gpu = device.type == "cuda"
     target_loop = TARGET_VS_LOOP_GPU if gpu else TARGET_VS_LOOP_CPU
-
-    print(f"\n-- {dev}" + (f" ({torch.cuda.get_device_name(device)})" if gpu else
-                          f" ({torch.get_num_threads()} threads)")
+    print(f"\n-- {device}" + (f" ({torch.cuda.get_device_name(device)})" if gpu else
+                             f" ({torch.get_num_threads()} threads)")
           + f": batch {args.batch} x {args.seq_len}, embedding {args.embed}, LSTM {args.hidden}, "
           f"vocabulary {vocab}; median of {args.repeats} steps after {args.warmup} warm-up")
-    rows = [["(a) loop: nn.LSTM per character (book)", f"{loop_ms:.1f}",
-             bu.spread(r["times"]["loop"]), "1.00x", f"{loop_ms / floor_ms:.2f}x"],
-            ["(b) window: pipeline CharLSTM", f"{window_ms:.1f}",
-             bu.spread(r["times"]["window"]), f"{speedup:.2f}x", f"{vs_floor:.2f}x"],
-            ["floor = FLOPs / matmul rate", f"{floor_ms:.1f}", "", "", "1.00x"]]
+    rows = [["(a) loop: nn.LSTM per character (book)", f"{x['loop_ms']:.1f}",
+             bu.spread(r["times"]["loop"]), "1.00x", f"{x['loop_ms'] / x['floor_ms']:.2f}x"],
+            ["(b) window: pipeline CharLSTM", f"{x['window_ms']:.1f}",
+             bu.spread(r["times"]["window"]), f"{x['speedup']:.2f}x", f"{x['vs_floor']:.2f}x"],
+            ["floor = FLOPs / matmul rate", f"{x['floor_ms']:.1f}", "", "", "1.00x"]]
     print(bu.table(rows, ["variant", "ms/step", "min-max ms", "speed vs (a)", "time vs floor"]))
     f = r["flops"]
     print(f"FLOPs/step = 3 x (2*B*T*4H*(E+H) + 2*B*T*H*V) = 3 x ({f['lstm_forward'] / 1e9:.3f} + "
-          f"{f['output_forward'] / 1e9:.3f}) GFLOP = {flops / 1e9:.2f} GFLOP")
+          f"{f['output_forward'] / 1e9:.3f}) GFLOP = {f['step'] / 1e9:.2f} GFLOP")
     print(f"matmul rate ({args.matmul_size}x{args.matmul_size} fp32, median of "
           f"{len(r['rates'])}, before and after): {r['rate']:.1f} GFLOP/s "
           f"(range {min(r['rates']):.1f}-{max(r['rates']):.1f})")
@@ -207,36 +206,45 @@ def report(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
         print(f"  (TF32 for matmul: {torch.backends.cuda.matmul.allow_tf32}, for cuDNN: "
               f"{torch.backends.cudnn.allow_tf32}; the floor on a GPU is far below a step "
               "this small, which is bound by kernel launches)")
-    shapes = r["shapes"]
-    shape_floor_ms = shapes["step_s"] * 1e3
-    print(f"floor at the step's own GEMM shapes: {shape_floor_ms:.1f} ms/step; (b) is "
-          f"{window_ms / shape_floor_ms:.2f}x that. Rates: " + ", ".join(
-              f"{name} {v['gflops']:.0f} GFLOP/s" for name, v in shapes.items()
+    print(f"floor at the step's own GEMM shapes: {x['shape_floor_ms']:.1f} ms/step; (b) is "
+          f"{x['window_ms'] / x['shape_floor_ms']:.2f}x that. Rates: " + ", ".join(
+              f"{name} {v['gflops']:.0f} GFLOP/s" for name, v in r["shapes"].items()
               if isinstance(v, dict)))
-    print(f"target: (b) >= {target_loop:g}x faster than (a): {speedup:.2f}x -> "
-          f"{bu.verdict(speedup >= target_loop)}")
+    print(f"target: (b) >= {target_loop:g}x faster than (a): {x['speedup']:.2f}x -> "
+          f"{bu.verdict(x['speedup'] >= target_loop)}")
     if not gpu:
-        print(f"target: (b) within {TARGET_VS_FLOOR}x of the floor: {vs_floor:.2f}x -> "
-              f"{bu.verdict(vs_floor <= TARGET_VS_FLOOR)}")
+        print(f"target: (b) within {TARGET_VS_FLOOR}x of the floor: {x['vs_floor']:.2f}x -> "
+              f"{bu.verdict(x['vs_floor'] <= TARGET_VS_FLOOR)}")
     if gpu and cpu_loop_ms is not None:
-        print(f"(b) on {dev} vs (a) on CPU in this run: {cpu_loop_ms / window_ms:.1f}x")
+        print(f"(b) on {device} vs (a) on CPU in this run: {cpu_loop_ms / x['window_ms']:.1f}x")
 
-    common = dict(device=dev, batch=args.batch, seq_len=args.seq_len, embed=args.embed,
-                  hidden=args.hidden, vocab=vocab, repeats=args.repeats)
-    rec.add("loop_step_ms", loop_ms, "ms", variant="a_loop", samples_ms=[round(t * 1e3, 3) for t in r["times"]["loop"]], **common)
-    rec.add("window_step_ms", window_ms, "ms", variant="b_window", samples_ms=[round(t * 1e3, 3) for t in r["times"]["window"]], **common)
-    rec.add("speedup_window_vs_loop", speedup, "x", target=f">={target_loop}", met=speedup >= target_loop, **common)
-    rec.add("step_gflop", flops / 1e9, "GFLOP", formula="3*(2*B*T*4H*(E+H) + 2*B*T*H*V)", **common)
-    rec.add("matmul_gflops", r["rate"], "GFLOP/s", size=args.matmul_size, samples=[round(x, 2) for x in r["rates"]], **common)
-    rec.add("floor_ms", floor_ms, "ms", **common)
-    rec.add("window_vs_floor", vs_floor, "x", target=None if gpu else f"<={TARGET_VS_FLOOR}",
-            met=None if gpu else vs_floor <= TARGET_VS_FLOOR, **common)
-    rec.add("shape_floor_ms", shape_floor_ms, "ms",
-            gemm_gflops={k: round(v["gflops"], 1) for k, v in shapes.items() if isinstance(v, dict)},
+
+def record(rec: bu.Recorder, device: torch.device, r: dict, args, vocab: int,
+           cpu_loop_ms: float | None) -> None:
+    """One JSON line per measurement of this device."""
+    x = summary(r)
+    gpu = device.type == "cuda"
+    target_loop = TARGET_VS_LOOP_GPU if gpu else TARGET_VS_LOOP_CPU
+    common = dict(device=str(device), batch=args.batch, seq_len=args.seq_len,
+                  embed=args.embed, hidden=args.hidden, vocab=vocab, repeats=args.repeats)
+    ms = {k: [round(t * 1e3, 3) for t in v] for k, v in r["times"].items()}
+    rec.add("loop_step_ms", x["loop_ms"], "ms", variant="a_loop", samples_ms=ms["loop"], **common)
+    rec.add("window_step_ms", x["window_ms"], "ms", variant="b_window", samples_ms=ms["window"],
             **common)
-    rec.add("window_vs_shape_floor", window_ms / shape_floor_ms, "x", **common)
+    rec.add("speedup_window_vs_loop", x["speedup"], "x", target=f">={target_loop}",
+            met=x["speedup"] >= target_loop, **common)
+    rec.add("step_gflop", r["flops"]["step"] / 1e9, "GFLOP",
+            formula="3*(2*B*T*4H*(E+H) + 2*B*T*H*V)", **common)
+    rec.add("matmul_gflops", r["rate"], "GFLOP/s", size=args.matmul_size,
+            samples=[round(v, 2) for v in r["rates"]], **common)
+    rec.add("floor_ms", x["floor_ms"], "ms", **common)
+    rec.add("window_vs_floor", x["vs_floor"], "x", target=None if gpu else f"<={TARGET_VS_FLOOR}",
+            met=None if gpu else x["vs_floor"] <= TARGET_VS_FLOOR, **common)
+    rec.add("shape_floor_ms", x["shape_floor_ms"], "ms", gemm_gflops={
+        k: round(v["gflops"], 1) for k, v in r["shapes"].items() if isinstance(v, dict)}, **common)
+    rec.add("window_vs_shape_floor", x["window_ms"] / x["shape_floor_ms"], "x", **common)
     if gpu and cpu_loop_ms is not None:
-        rec.add("speedup_window_gpu_vs_loop_cpu", cpu_loop_ms / window_ms, "x", **common)
+        rec.add("speedup_window_gpu_vs_loop_cpu", cpu_loop_ms / x["window_ms"], "x", **common)
 
 
 def main(argv=None) -> int:
@@ -280,7 +288,8 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         r = measure_device(device, text, vocab, args)
-        report(rec, device, r, args, vocab, cpu_loop_ms)
+        report(device, r, args, vocab, cpu_loop_ms)
+        record(rec, device, r, args, vocab, cpu_loop_ms)
         if device.type == "cpu":
             cpu_loop_ms = bu.median(r["times"]["loop"]) * 1e3
         print(f"({time.perf_counter() - t0:.1f} s for {name})")

@@ -36,7 +36,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from pipeline.config import load_params  # noqa: E402
+from pipeline.core.config import load_params  # noqa: E402
 
 
 def lstm_flops_per_position(embed: int, hidden: int, layers: int) -> int:
@@ -50,7 +50,7 @@ def lstm_flops_per_position(embed: int, hidden: int, layers: int) -> int:
 def sentiment_positions(args, sp) -> tuple[int, int, int, str]:
     """(padded training positions per epoch, training reviews, validation positions,
     data description)."""
-    from pipeline.data import ReviewSet
+    from pipeline.sentiment.reviews import ReviewSet
     prepared = bd.prepared_imdb_dir(args)
     if prepared is not None:
         table = pd.read_parquet(prepared / "reviews.parquet")

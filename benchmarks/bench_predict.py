@@ -1,6 +1,6 @@
 """Prediction: throughput on 1,000 reviews and load-to-first-answer for one review.
 
-  batch:   pipeline.inference.predict_texts(1,000 texts, model_dir) in this
+  batch:   pipeline.sentiment.predict.predict_texts(1,000 texts, model_dir) in this
            process (model load + tokenise + encode + forward), reviews/s (median of 3
            calls after a warm-up call); the model-load share is timed separately
   one:     predict_texts([one text]) in this process (median), and the wall time of
@@ -33,7 +33,7 @@ import torch  # noqa: E402
 IMPORT_PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import pipeline.inference
+import pipeline.sentiment.predict
 t = time.perf_counter() - t0
 print(json.dumps({"seconds": t, "modules": {m: m in sys.modules for m in
                   ("torch", "pandas", "mlflow", "sklearn", "matplotlib")}}))
@@ -54,10 +54,11 @@ def review_texts(args, n: int) -> tuple[list[str], str]:
 def throwaway_model(args, out: Path, n_train: int) -> str:
     """Train SentimentLSTM for one epoch on n_train reviews; write the model folder."""
     import pandas as pd
-    from pipeline.config import SentimentParams
-    from pipeline.data import ReviewSet
-    from pipeline.models import build_sentiment
-    from pipeline.text import Vocab
+    from pipeline.core.config import SentimentParams
+    from pipeline.sentiment.batches import review_batch
+    from pipeline.sentiment.model import build_sentiment
+    from pipeline.sentiment.reviews import ReviewSet
+    from pipeline.sentiment.text import Vocab
     prepared = bd.prepared_imdb_dir(args)
     if prepared is not None:
         vocab = Vocab.load(prepared / "vocab.txt")
@@ -78,14 +79,14 @@ def throwaway_model(args, out: Path, n_train: int) -> str:
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     train = ReviewSet(tokens, table)
     for idx in train.batches(p.batch_size, shuffle=True, seed=args.seed):
-        b = train.batch(idx)
+        b = review_batch(train, idx)
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.binary_cross_entropy_with_logits(model(b.tokens, b.lengths), b.labels).backward()
         opt.step()
     torch.save(model.state_dict(), out / "model.pt")
     (out / "model.json").write_text(json.dumps({
-        "params": p.model_dump(), "best_round": 1, "best_step": 0, "best_metrics": {},
-        "stopped_early": False, "rounds_run": 1, "throwaway": True}, indent=2) + "\n")
+        "params": p.model_dump(), "best_epoch": 1, "best_step": 0, "epochs_run": 1,
+        "stopped_early": False, "best_metrics": {}, "throwaway": True}, indent=2) + "\n")
     vocab.save(out / "vocab.txt")
     return source
 
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     bu.set_threads(args)
 
-    from pipeline.inference import load_sentiment_model, predict_texts
+    from pipeline.sentiment.predict import load_sentiment_model, predict_texts
     model_dir, model_desc, tmp = model_under_test(args)
     texts, text_desc = review_texts(args, n)
     desc = f"{model_desc}; {text_desc}"
@@ -166,9 +167,9 @@ def main(argv=None) -> int:
     if imports:
         heavy = ", ".join(m for m in ("torch", "pandas", "mlflow", "sklearn", "matplotlib")
                           if imports["modules"].get(m))
-        print(f"`import pipeline.inference` in a fresh interpreter: {imports['seconds']:.3f} s "
+        print(f"`import pipeline.sentiment.predict` in a fresh interpreter: {imports['seconds']:.3f} s "
               f"(pulls in: {heavy or 'none of torch, pandas, mlflow, sklearn, matplotlib'})")
-        rec.add("import_sentiment_stage_s", imports["seconds"], "s", modules=imports["modules"])
+        rec.add("import_predict_s", imports["seconds"], "s", modules=imports["modules"])
     print(f"first review: {answer[0]} {answer[1]:.4f} (CLI printed: {out.stdout.strip()[:60]!r})")
     rec.add("predict_reviews_per_s", rate, "reviews/s", reviews=n, seconds=round(batch_s, 4))
     rec.add("predict_batch_s", batch_s, "s", reviews=n)

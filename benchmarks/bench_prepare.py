@@ -1,17 +1,17 @@
 """Prepare-stage work: tokenise + vocabulary + encode 50,000 reviews, and loading the
 prepared outputs.
 
-  single:   [pipeline.text.tokenize(t) for t in texts] in this process
-  parallel: pipeline.text.tokenize_many(texts) with all cores (what prepare_imdb does)
+  single:   [tokenize(t) for t in texts] in this process (pipeline.sentiment.text)
+  parallel: tokenize_many(texts) with all cores (what prepare_imdb does)
 
 then, for both, Vocab.build over the training reviews and Vocab.encode of every review
 (as prepare_imdb does). Texts come from the acquired IMDb reviews
 (<data-root>/raw/imdb/reviews.parquet) when they exist, else synthetic reviews of the
 same shape. Reading the table is timed separately and is not part of the total.
 
-Loading: pipeline.data.load_reviews(<data-root>/prepared/imdb) (or, without prepared
-data, of outputs written from the synthetic run): in this process (first call, then the
-median of warm calls) and in a fresh interpreter (import of pipeline.data + the load),
+Loading: pipeline.sentiment.reviews.load_reviews(<data-root>/prepared/imdb) (or, without
+prepared data, of outputs written from the synthetic run): in this process (first call,
+then the median of warm calls) and in a fresh interpreter (the module's import + the load),
 which is what a training stage pays. The files are in the page cache in both cases.
 
 Targets: tokenise + vocabulary + encode <= 10 s; load < 1 s.
@@ -59,7 +59,7 @@ def get_texts(args, n: int):
 
 
 def prepare(texts, is_train, parallel: bool) -> tuple[dict, list]:
-    from pipeline.text import Vocab, tokenize, tokenize_many
+    from pipeline.sentiment.text import Vocab, tokenize, tokenize_many
     t0 = time.perf_counter()
     tokenized = tokenize_many(texts) if parallel else [tokenize(t) for t in texts]
     t1 = time.perf_counter()
@@ -89,7 +89,7 @@ def write_outputs(encoded, is_train, out: Path) -> None:
 COLD_LOAD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from pipeline.data import load_reviews
+from pipeline.sentiment.reviews import load_reviews
 t1 = time.perf_counter()
 from pathlib import Path
 splits = load_reviews(Path(sys.argv[1]))
@@ -164,7 +164,7 @@ def bench_prepare(texts, is_train, repeats: int, rec) -> list:
 
 def bench_load(args, encoded, is_train, n_texts: int, rec) -> None:
     """load_reviews() of the prepared outputs (the real ones, else this run's encoding)."""
-    from pipeline.data import load_reviews
+    from pipeline.sentiment.reviews import load_reviews
     prepared = bd.prepared_imdb_dir(args)
     tmp = None
     if prepared is None:
@@ -190,7 +190,7 @@ def bench_load(args, encoded, is_train, n_texts: int, rec) -> None:
     print(bu.table([
         ["in this process, first call", f"{first * 1e3:.1f}"],
         [f"in this process, median of {args.load_repeats} more", f"{bu.median(warm) * 1e3:.1f}"],
-        [f"fresh interpreter: import pipeline.data (median of {len(colds)})", f"{cold_import * 1e3:.1f}"],
+        [f"fresh interpreter: import pipeline.sentiment.reviews (median of {len(colds)})", f"{cold_import * 1e3:.1f}"],
         [f"fresh interpreter: load_reviews (median of {len(colds)})", f"{cold_load * 1e3:.1f}"],
     ], ["load", "ms"]))
     print(f"target: load < {TARGET_LOAD_S:g} s: {cold_load:.3f} s in a fresh interpreter "
@@ -199,7 +199,7 @@ def bench_load(args, encoded, is_train, n_texts: int, rec) -> None:
     rec.add("load_warm_s", bu.median(warm), "s", data=load_desc)
     rec.add("load_fresh_process_s", cold_load, "s", data=load_desc, target=f"<{TARGET_LOAD_S}",
             met=cold_load < TARGET_LOAD_S)
-    rec.add("import_pipeline_data_s", cold_import, "s", data=load_desc)
+    rec.add("import_reviews_s", cold_import, "s", data=load_desc)
     if tmp is not None:
         tmp.cleanup()
 

@@ -4,39 +4,35 @@ Same model size (embedding 20, LSTM 64, FC 64, one logit), batch 32, Adam (lr 1e
 gradient clipping at 1.0 in every variant, the same N training reviews:
 
   (a) book:            each review re-tokenised in the DataLoader's collate function on
-                       every batch (pipeline.text.tokenize + a vocabulary dict), random
-                       batches, padded + pack_padded_sequence, h[-1] of the packed LSTM
-  (b) packed+bucketed: pre-encoded memory-mapped arrays (pipeline.data.ReviewSet),
+                       every batch (pipeline.sentiment.text.tokenize + a vocabulary
+                       dict), random batches, padded + pack_padded_sequence, h[-1]
+  (b) packed+bucketed: pre-encoded memory-mapped arrays (pipeline.sentiment.reviews),
                        length-bucketed batches, still packed (the book's model)
   (c) gather+random:   pre-encoded arrays, random batches, padded LSTM with the output
-                       gathered at the last real token (pipeline.models.SentimentLSTM)
-  (d) project:         pre-encoded arrays, length-bucketed batches, padded + gathered
-                       (what `dvc repro` trains)
+                       gathered at the last real token (pipeline.sentiment.model)
+  (d) project:         pre-encoded, length-bucketed, padded + gathered (what `dvc repro`
+                       trains)
   (e) (d) keeping denormal floats (the project flushes them to zero)
   (f) (a) with denormal floats flushed to zero
   (g) (d) with torch.optim.Adam's default implementation instead of the training
-      stages' optimizer (Adam's fused kernel: one pass over each weight, not one per
-      operation; (c)-(e) use it, the book's model keeps the default)
+      stages' optimizer (Adam's fused kernel; (c)-(e) use it, the book's model does not)
 
 (a)->(b) is pre-encoding + bucketing, (b)->(d) packing vs gathering, (c)->(d) bucketing,
-(e)->(d) and (a)->(f) flushing denormals, (g)->(d) the fused Adam. The pipeline flushes denormal floats to zero
-(`torch.set_flush_denormal`, in pipeline.runtime.setup_runtime); the book does not, so
-(a) keeps them, and (b)-(d) flush like the pipeline. Adam's moments of the embedding rows
-of rarely seen words decay into the denormal range, where the CPU is many times slower.
-The flag is per thread and inherited by threads created later, so every variant runs in
-its own fresh process, which sets it before its first torch operation.
-Each variant first takes --warmup-batches untimed steps (then its weights and
-optimizer are reset). Each epoch's time is split into "data" (waiting for the next batch: tokenising,
-collating, padding) and "model" (forward, backward, clip, Adam).
+(e)->(d) and (a)->(f) flushing denormals, (g)->(d) the fused Adam. The pipeline flushes
+denormal floats to zero (pipeline.core.runtime.setup_runtime); the book does not. The
+flag is per thread and inherited by threads created later, so every variant runs in its
+own fresh process, which sets it before its first torch operation. Each variant first
+takes --warmup-batches untimed steps (then its weights and optimizer are reset). An
+epoch's time is split into "data" (waiting for the next batch) and "model" (forward,
+backward, clip, Adam).
 
 The default runs on a slice of the training reviews (--train-reviews 4000) and
-extrapolates to the full 20,000 (time x 20000/N: an epoch's cost is linear in the
-number of reviews); --train-reviews 20000 measures the full epoch (~15 min on 2 cores).
+extrapolates to 20,000 (time x 20000/N: an epoch's cost is linear in the number of
+reviews); --train-reviews 20000 measures the full epoch.
 
 --accuracy also trains (a) and (d) for --accuracy-epochs epochs from the same initial
-weights and reports their validation accuracy on the same validation reviews. It is
-off by default (it takes several minutes: 3 epochs of (a) on 4,000 reviews are ~5 min
-on 2 cores); run_all.py passes it on with `run_all.py --accuracy`.
+weights and reports their validation accuracy on the same validation reviews (off by
+default: several minutes; `run_all.py --accuracy` passes it on).
 """
 from __future__ import annotations
 
@@ -66,8 +62,7 @@ VARIANTS = {
 BOOK_MODEL = {"a", "b", "f"}        # BookSentimentRNN (packed); the rest SentimentLSTM
 BOOK_COLLATE = {"a", "f"}           # raw texts re-tokenised in the collate function
 BUCKETED = {"b", "d", "e", "g"}     # length-bucketed batches; the others random
-FLUSH_DENORMALS = {"a": False, "b": True, "c": True, "d": True, "e": False, "f": True,
-                   "g": True}
+FLUSH_DENORMALS = {k: k not in ("a", "e") for k in VARIANTS}  # (a), (e) keep them
 # The training stages' optimizer (Adam's fused kernel) goes with the project's model;
 # the book's model keeps torch.optim.Adam's default (one pass per operation).
 PIPELINE_OPTIMIZER = {"c", "d", "e"}
@@ -76,7 +71,7 @@ PIPELINE_OPTIMIZER = {"c", "d", "e"}
 # ---------------------------------------------------------------- the variants
 class Variant:
     def __init__(self, key: str, data: dict, args):
-        from pipeline.models import SentimentLSTM
+        from pipeline.sentiment.model import SentimentLSTM
         self.key, self.data, self.args = key, data, args
         torch.manual_seed(args.seed)
         if key in BOOK_MODEL:
@@ -102,8 +97,9 @@ class Variant:
         else:
             perm = np.random.default_rng(seed).permutation(len(self.train))
             order = [perm[i:i + 32] for i in range(0, len(perm), 32)]
+        from pipeline.sentiment.batches import review_batch
         for idx in order:
-            b = self.train.batch(idx)
+            b = review_batch(self.train, idx)
             yield b.tokens, b.labels, b.lengths
 
     def warm_up(self, n_batches: int) -> None:
@@ -158,7 +154,7 @@ class Variant:
 
     @torch.no_grad()
     def accuracy(self) -> float:
-        from pipeline.evaluation import predict_reviews
+        from pipeline.sentiment.predict import predict_reviews
         val = self.data["sets"]["val"]
         self.model.eval()
         if self.key in BOOK_COLLATE:
@@ -175,29 +171,22 @@ class Variant:
 
 
 # ---------------------------------------------------------------- one process per variant
-def _timed_epochs(key: str, args, n_train: int, n_val: int) -> list[dict]:
+def _variant(key: str, args, n_train: int, n_val: int) -> Variant:
     torch.set_flush_denormal(FLUSH_DENORMALS[key])  # before the thread pool starts
     bu.set_threads(args)
-    v = Variant(key, load_data(args, n_train, n_val), args)
+    return Variant(key, load_data(args, n_train, n_val), args)
+
+
+def _timed_epochs(key: str, args, n_train: int, n_val: int) -> list[dict]:
+    v = _variant(key, args, n_train, n_val)
     v.warm_up(args.warmup_batches)
     return [v.epoch(e) for e in range(args.epochs)]
 
 
 def _trained_accuracy(key: str, args, n_train: int, n_val: int,
                       epochs: int) -> tuple[list[float], float]:
-    torch.set_flush_denormal(FLUSH_DENORMALS[key])
-    bu.set_threads(args)
-    v = Variant(key, load_data(args, n_train, n_val), args)
-    times = [v.epoch(e)["total"] for e in range(epochs)]
-    return times, v.accuracy()
-
-
-def in_fresh_process(fn, *fn_args):
-    """fn(*fn_args) in a new process: its own thread pool and floating-point flags."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *fn_args).result()
+    v = _variant(key, args, n_train, n_val)
+    return [v.epoch(e)["total"] for e in range(epochs)], v.accuracy()
 
 
 def main(argv=None) -> int:
@@ -244,7 +233,7 @@ def time_variants(args, n_train: int, n_val: int, scale: float, threads: int, re
     """Each variant's median timed epoch, each in its own fresh process."""
     results = {}
     for key in args.variants:
-        runs = in_fresh_process(_timed_epochs, key, args, n_train, n_val)
+        runs = bu.in_fresh_process(_timed_epochs, key, args, n_train, n_val)
         r = min(runs, key=lambda x: x["total"]) if len(runs) == 1 else sorted(
             runs, key=lambda x: x["total"])[len(runs) // 2]
         results[key] = r
@@ -293,7 +282,7 @@ def compare_accuracy(args, data: dict, n_train: int, n_val: int, acc_epochs: int
           "reviews")
     accs = {}
     for key in ("a", "d"):
-        times, accs[key] = in_fresh_process(_trained_accuracy, key, args, n_train, n_val,
+        times, accs[key] = bu.in_fresh_process(_trained_accuracy, key, args, n_train, n_val,
                                             acc_epochs)
         print(f"  ({key}) {VARIANTS[key]}: val accuracy {accs[key]:.4f} "
               f"(epochs {', '.join(f'{t:.1f}' for t in times)} s)", flush=True)

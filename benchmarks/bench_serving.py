@@ -3,7 +3,8 @@ driven by several concurrent clients for a bounded number of requests.
 
 The requests mix short, long (~2,000 words) and empty reviews with a few malformed
 bodies. Checked as it goes: no 5xx, every malformed body a 4xx with a JSON message, and
-the server still answering /ping afterwards. Printed: throughput and p50/p99 latency.
+the server still answering /ping afterwards. Printed and recorded: throughput and
+p50/p99 latency.
 
     python benchmarks/bench_serving.py                 # 4 clients x 50 requests
     python benchmarks/bench_serving.py --clients 8 --requests 100
@@ -122,16 +123,23 @@ def main() -> None:
     bad_answers = [s for s, payload, _, malformed in results if malformed and not (
         400 <= s < 500 and "message" in json.loads(payload or b"{}"))]
     good = sorted(t for s, _, t, malformed in results if not malformed and s == 200)
-    bu.header("serving under load", f"{args.model}, {args.clients} clients")
+    p50, p99 = bu.median(good), good[min(len(good) - 1, int(0.99 * len(good)))]
+    desc = f"{args.model}, {args.clients} clients x {args.requests} requests"
+    bu.header("serving under load", desc)
     print(bu.table([
         ["requests", len(results)], ["5xx answers", len(five_xx)],
         ["malformed bodies without a 4xx + message", len(bad_answers)],
         ["server answers afterwards", after == 200],
         ["throughput, requests/s", f"{len(results) / wall:.1f}"],
-        ["latency p50 / p99, s", f"{bu.median(good):.3f} / "
-                                 f"{good[min(len(good) - 1, int(0.99 * len(good)))]:.3f}"],
+        ["latency p50 / p99, s", f"{p50:.3f} / {p99:.3f}"],
     ], ["measurement", "value"]))
-    if five_xx or bad_answers or after != 200:
+    ok = not (five_xx or bad_answers or after != 200)
+    rec = bu.Recorder("serving", args, desc)
+    rec.add("requests_per_s", len(results) / wall, "requests/s", requests=len(results), ok=ok)
+    rec.add("latency_p50_s", p50, "s", ok=ok)
+    rec.add("latency_p99_s", p99, "s", ok=ok)
+    rec.finish()
+    if not ok:
         raise SystemExit(f"serving failed under load (server log: {log})")
 
 

@@ -63,10 +63,10 @@ def set_threads(args) -> int:
 
 
 def pipeline_optimizer(model, lr: float):
-    """The optimizer the training stages build (pipeline.training.make_optimizer: Adam,
-    fused kernel on CPU and CUDA), without a learning-rate schedule. The book-style
+    """The optimizer the training stages build (pipeline.training.loop.make_optimizer:
+    Adam, fused kernel on CPU and CUDA), without a learning-rate schedule. The book-style
     variants keep torch.optim.Adam's default, as the book does."""
-    from pipeline.training import LoopConfig, make_optimizer
+    from pipeline.training.loop import LoopConfig, make_optimizer
     cfg = LoopConfig(lr=lr, weight_decay=0.0, scheduler="none", clip_grad_norm=1.0,
                      patience=None, checkpoint_every=1)
     return make_optimizer(model, cfg, total_steps=1)[0]
@@ -120,6 +120,14 @@ def spread(xs: Sequence[float]) -> str:
     return f"{min(xs) * 1e3:.1f}-{max(xs) * 1e3:.1f}"
 
 
+def in_fresh_process(fn, *fn_args):
+    """fn(*fn_args) in a new process: its own thread pool and floating-point flags."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *fn_args).result()
+
+
 def peak_rss_mb() -> float:
     """Peak RSS of this process so far (Linux reports KiB, macOS bytes)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -127,6 +135,18 @@ def peak_rss_mb() -> float:
 
 
 # ---------------------------------------------------------------- records
+def cpu_model() -> str:
+    """The CPU's model name, as pipeline.core.tracking.cpu_name tags MLflow runs (read
+    here without importing MLflow, which would weigh on every benchmark's memory)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
@@ -144,9 +164,10 @@ def _git_commit() -> str:
 class Recorder:
     """One JSON line per measurement, appended to results.jsonl as soon as it is made.
 
-    Every line carries the run id (shared by all scripts of one run_all.py run), the
-    benchmark, the data used, the machine (cores, torch threads, load average at the
-    start: a load near or above the core count means the timings are noisy)."""
+    Every line carries the run id (shared by all scripts of one run_all.py run, or
+    BENCH_RUN_ID), the benchmark, the data used, the machine (CPU model, cores, torch
+    threads, the GPU on CUDA, load average at the start: a load near or above the core
+    count means the timings are noisy)."""
 
     def __init__(self, bench: str, args, data: str, device: str = "cpu"):
         import torch
@@ -157,6 +178,7 @@ class Recorder:
             "bench": bench,
             "quick": bool(args.quick),
             "host": socket.gethostname(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
@@ -164,7 +186,7 @@ class Recorder:
             "git": _git_commit(),
             "loadavg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         }
-        if device.startswith("cuda") and torch.cuda.is_available():
+        if "cuda" in device and torch.cuda.is_available():
             self.common["gpu"] = torch.cuda.get_device_name(0)
         self.rows: list[dict] = []
 

@@ -1,16 +1,17 @@
 """torch.profiler over ~20 training steps of each model; the top ops by self time.
 
-  sentiment: pipeline.models.SentimentLSTM on the project's length-bucketed batches
-             (pipeline.data.ReviewSet, real prepared reviews or synthetic), batch 32
-  charlm:    pipeline.models.CharLSTM on random 64 x 40 windows (real book or synthetic)
+  sentiment: pipeline.sentiment.model.SentimentLSTM on the project's length-bucketed
+             batches (real prepared reviews or synthetic), batch 32
+  charlm:    pipeline.charlm.model.CharLSTM on random 64 x 40 windows (real book or
+             synthetic)
   --book:    also the book's variants (packed sentiment LSTM on random batches; the
-             per-character loop), as defined in bench_sentiment_epoch.py and
+             per-character loop), as defined in sentiment_epoch_data.py and
              bench_charlm_step.py
 
 Each step is forward + backward + clip + Adam, as in training. A few warm-up steps
 run before the profiled ones. Prints the top --rows ops by self CPU time, and by self
-CUDA time on a GPU; the tables are also written to benchmarks/results/profile-*.txt
-(and a Chrome trace with --trace).
+CUDA time on a GPU; the tables are also written to profile-*.txt in --out (default
+benchmarks/results/), and Chrome traces with --trace.
 
     python benchmarks/profile_training.py
     python benchmarks/profile_training.py --recipe params    # the sizes in params.yaml
@@ -36,8 +37,9 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 def sentiment_steps(args, device, book: bool):
     """(label, step function, description) for the sentiment model."""
-    from bench_sentiment_epoch import BookSentimentRNN, load_data
-    from pipeline.models import SentimentLSTM
+    from pipeline.sentiment.batches import review_batch
+    from pipeline.sentiment.model import SentimentLSTM
+    from sentiment_epoch_data import BookSentimentRNN, load_data
     n = max(32 * (args.steps + args.warmup), 1000)
     data = load_data(args, n, 32)
     train = data["sets"]["train"]
@@ -48,9 +50,9 @@ def sentiment_steps(args, device, book: bool):
         perm = np.random.default_rng(args.seed).permutation(len(train))
         order = [perm[i:i + 32] for i in range(0, len(perm), 32)]
     elif args.recipe == "params":
-        from pipeline.config import load_params
-        from pipeline.data import ReviewSet
-        from pipeline.models import build_sentiment
+        from pipeline.core.config import load_params
+        from pipeline.sentiment.model import build_sentiment
+        from pipeline.sentiment.reviews import ReviewSet
         sp = load_params(bu.REPO / "params.yaml").sentiment
         model = build_sentiment(data["vocab_size"], sp).to(device).train()
         train = ReviewSet(train.tokens, data["parts"]["train"], sp.head_tokens, sp.tail_tokens)
@@ -63,7 +65,7 @@ def sentiment_steps(args, device, book: bool):
     k = [0]
 
     def step():
-        b = train.batch(order[k[0] % len(order)]).to(device)
+        b = review_batch(train, order[k[0] % len(order)]).to(device)
         k[0] += 1
         opt.zero_grad(set_to_none=True)
         out = model(b.tokens, b.lengths)
@@ -79,16 +81,16 @@ def sentiment_steps(args, device, book: bool):
 
 def charlm_steps(args, device, book: bool):
     from bench_charlm_step import BookCharRNN
-    from pipeline.data import random_windows
-    from pipeline.models import CharLSTM
+    from pipeline.charlm.data import random_windows
+    from pipeline.charlm.model import CharLSTM
     text, vocab, desc = bd.load_book(args)
     B, T, H = 64, 40, 512
     torch.manual_seed(args.seed)
     model = (BookCharRNN(vocab, 256, H) if book else CharLSTM(vocab, 256, H)).to(device)
     recipe = "the book's model, 1 x 512"
     if args.recipe == "params" and not book:
-        from pipeline.config import load_params
-        from pipeline.models import build_charlm
+        from pipeline.charlm.model import build_charlm
+        from pipeline.core.config import load_params
         cp = load_params(bu.REPO / "params.yaml").charlm
         B, T = cp.batch_size, cp.seq_len
         model = build_charlm(vocab, cp).to(device).train()
@@ -127,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", choices=["book", "params"], default="book",
                    help="model sizes: the book's (as the step benchmarks), or params.yaml's")
     p.add_argument("--trace", type=Path, default=None, help="folder for Chrome traces")
+    p.add_argument("--out", type=Path, default=bu.BENCH_DIR / "results",
+                   help="folder for the profile-*.txt tables")
     args = p.parse_args(argv)
     args.steps = args.steps or (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -135,7 +139,7 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available here")
         return 1
-    out_dir = bu.BENCH_DIR / "results"
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     builders = {"sentiment": sentiment_steps, "charlm": charlm_steps}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:

@@ -10,6 +10,7 @@ the benchmark's tree, not their sum.
     python benchmarks/run_all.py --quick         # tiny sizes: checks the scripts run
     python benchmarks/run_all.py --only charlm_step,prepare
     python benchmarks/run_all.py --accuracy      # + validation accuracy of book vs project (~+4 min)
+    python benchmarks/run_all.py --readme        # then record the run in benchmarks/README.md
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
+import tables  # noqa: E402
 
 # name -> script, run in this order (the long sentiment epochs last).
 BENCHES = {
@@ -33,25 +35,10 @@ BENCHES = {
     "floor": "bench_floor.py",
     "sentiment_epoch": "bench_sentiment_epoch.py",
 }
-# What the summary shows from results.jsonl (benchmark, measurement).
-HEADLINES = [
-    ("cli", "pipeline_help_s"), ("cli", "dvc_repro_noop_s"),
-    ("prepare", "prepare_total_s_single"), ("prepare", "prepare_total_s_parallel"),
-    ("prepare", "prepare_50k_s"), ("prepare", "load_fresh_process_s"),
-    ("predict", "predict_reviews_per_s"), ("predict", "predict_one_cli_s"),
-    ("charlm_step", "loop_step_ms"), ("charlm_step", "window_step_ms"),
-    ("charlm_step", "speedup_window_vs_loop"), ("charlm_step", "matmul_gflops"),
-    ("charlm_step", "floor_ms"), ("charlm_step", "window_vs_floor"),
-    ("floor", "train_sentiment_floor_min"), ("floor", "train_sentiment_lstm_rate_min"),
-    ("floor", "train_charlm_floor_min"), ("floor", "train_charlm_lstm_rate_min"),
-    ("sentiment_epoch", "epoch_s_a"), ("sentiment_epoch", "epoch_s_b"),
-    ("sentiment_epoch", "epoch_s_c"), ("sentiment_epoch", "epoch_s_d"),
-    ("sentiment_epoch", "epoch_s_e"), ("sentiment_epoch", "epoch_s_f"),
-    ("sentiment_epoch", "epoch_s_g"),
-    ("sentiment_epoch", "speedup_d_vs_a"), ("sentiment_epoch", "speedup_d_vs_f"),
-    ("sentiment_epoch", "speedup_d_vs_g"),
-    ("sentiment_epoch", "val_accuracy_a"), ("sentiment_epoch", "val_accuracy_d"),
-]
+# What the summary shows from results.jsonl (benchmark, measurement): the rows of the
+# README's tables (tables.py).
+HEADLINES = [(bench, name) for bench, rows in tables.TABLES.items() if bench in BENCHES
+             for name, _ in rows if not name.endswith("*")]
 
 
 def run(cmd: list[str], env: dict) -> tuple[int, float, float]:
@@ -89,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
                    help="cli: repository to time a no-op `dvc repro` in (default: this one)")
     p.add_argument("--results", type=Path, default=bu.RESULTS)
     p.add_argument("--no-record", action="store_true")
+    p.add_argument("--readme", action="store_true",
+                   help="record this run's headline numbers (results.json) and rewrite the "
+                        "tables of benchmarks/README.md (tables.py)")
     return p
 
 
@@ -132,6 +122,9 @@ def main(argv=None) -> int:
     print(f"total {total:.1f} s ({total / 60:.1f} min)")
     if not args.no_record and args.results.exists():
         print_headlines(args, run_id)
+        if args.readme and not args.quick:
+            tables.record(args.results, [run_id])
+            tables.main(["readme"])
     return 0 if all(c == 0 for _, c, _, _ in summary) else 1
 
 

@@ -1,6 +1,6 @@
 """Per-seed results of the sentiment models at the default params: reads the metrics of
-git revisions or DVC experiments and records them in benchmarks/seed_results.json,
-which the README's results table shows (`python -m pipeline report --readme README.md`).
+git revisions or DVC experiments and records them in metrics/seeds.json, which the
+README's results table shows (`python -m pipeline report --readme README.md`).
 
 A run counts only if its params.yaml is HEAD's apart from the seed and the archive's
 digest: anything else is not the default recipe, and the script refuses it.
@@ -25,9 +25,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
 
-from pipeline.config import flatten  # noqa: E402
+from pipeline.core.config import flatten  # noqa: E402
 
-SEEDS = bu.BENCH_DIR / "seed_results.json"
+SEEDS = bu.REPO / "metrics" / "seeds.json"
 # What may differ from HEAD's params.yaml for a run to count as the default recipe.
 FREE_KEYS = {"seed", "imdb.sha256"}
 

@@ -16,8 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 class BookSentimentRNN(nn.Module):
     """The book's classifier: packed sequence, last hidden state, FC, ReLU, FC, sigmoid.
-    Layers are created in the same order and shapes as pipeline.models.SentimentLSTM,
-    so the same seed gives the same initial weights."""
+    Layers are created in the same order and shapes as pipeline.sentiment.model's
+    SentimentLSTM, so the same seed gives the same initial weights."""
 
     def __init__(self, vocab_size: int, embed_dim: int = 20, hidden_size: int = 64,
                  fc_size: int = 64):
@@ -39,8 +39,8 @@ class BookSentimentRNN(nn.Module):
 def load_data(args, n_train: int, n_val: int) -> dict:
     """The same n_train training and n_val validation reviews for every variant: as
     pre-encoded ReviewSets (memory-mapped tokens) and as raw texts for the book."""
-    from pipeline.data import ReviewSet
-    from pipeline.text import Vocab
+    from pipeline.sentiment.reviews import ReviewSet
+    from pipeline.sentiment.text import Vocab
     prepared = bd.prepared_imdb_dir(args)
     rng = np.random.default_rng(args.seed)
     if prepared is not None:
@@ -91,7 +91,7 @@ def load_data(args, n_train: int, n_val: int) -> dict:
 
 
 def book_collate_fn(stoi: dict):
-    from pipeline.text import tokenize
+    from pipeline.sentiment.text import tokenize
     get = stoi.get
 
     def collate(batch):

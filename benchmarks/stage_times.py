@@ -1,8 +1,9 @@
 """Wall time of every pipeline stage: runs `dvc repro` (arguments passed on), times each
 stage from DVC's "Running stage" line to the next one (or to the end; DVC's lock update
 for the stage is included), prints a table and records the times in
-benchmarks/stage_times.json, which the README's results table shows
-(`python -m pipeline report --readme README.md`).
+metrics/stage_times.json, which the README's results table shows
+(`python -m pipeline report --readme README.md`), and benchmarks/README.md's
+(`python benchmarks/tables.py readme`).
 
 Stages DVC skips keep the time of the run that last ran them (each entry says when, on
 which commit and machine), so timing one stage again does not lose the others.
@@ -28,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil as bu  # noqa: E402
 
-TIMES = bu.BENCH_DIR / "stage_times.json"
+TIMES = bu.REPO / "metrics" / "stage_times.json"
 RUNNING = re.compile(r"Running stage '([^']+)'")
 
 
@@ -42,9 +43,8 @@ def stage_seconds(events: Iterable[tuple[float, str]], end: float) -> dict[str, 
 
 def machine() -> str:
     import torch
-    from pipeline.tracking import cpu_name
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu_name()}, {os.cpu_count()} cores, {gpu}"
+    return f"{bu.cpu_model()}, {os.cpu_count()} cores, {gpu}"
 
 
 def record(measured: dict[str, float], path: Path = TIMES) -> dict:

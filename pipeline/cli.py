@@ -1,18 +1,29 @@
 """`python -m pipeline ...`: one command per DVC stage (defined in its stage module),
-plus predict and generate.
+the commands that use their outputs (predict, generate), and those that run or describe
+the pipeline (recipe, smoke, report, deps).
 
-Heavy libraries (torch, mlflow, pandas) are imported inside the commands so that
-`--help` stays fast.
+torch and MLflow are imported only by the command that needs them, so that `--help`
+answers at once and `predict` does not load MLflow.
 """
 from __future__ import annotations
 
+import importlib
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
+import yaml
+
+from .core.config import flatten
+from .core.errors import PipelineError
+from .dvcgraph import print_code_deps
+from .report import results_table, with_table
 
 # The stages of dvc.yaml, by command name: (module in pipeline/stages, one-line help).
-# Imported only when run, so that `--help` stays fast.
+# A stage module is imported only when its command runs: it loads torch and MLflow.
 STAGES = {
     "acquire-imdb": ("acquire_imdb", "Download the IMDb archive, verify, extract, check."),
     "acquire-gutenberg": ("acquire_gutenberg", "Download eBook #1268, strip the licence text."),
@@ -35,7 +46,6 @@ class PipelineGroup(click.Group):
 
     def get_command(self, ctx, name):
         if name in STAGES:
-            import importlib
             return importlib.import_module(f"pipeline.stages.{STAGES[name][0]}").main
         return super().get_command(ctx, name)
 
@@ -75,8 +85,7 @@ def predict(texts: tuple[str, ...], file_, model_dir: Path) -> None:
         reviews = _read_lines(stdin)
     if not reviews:
         raise click.UsageError("give review texts, --file FILE, or pipe reviews on stdin")
-    from .errors import PipelineError
-    from .inference import predict_texts
+    from .sentiment.predict import predict_texts  # torch: only when predicting
     try:
         results = predict_texts(reviews, model_dir)
     except (FileNotFoundError, PipelineError) as exc:
@@ -105,8 +114,7 @@ def generate(prime, length, temperature, scale_factor, top_k, seed, model_dir) -
     if not prime:
         raise click.BadParameter("must be at least one character", param_hint="--prime")
     temperature = 1 / scale_factor if scale_factor is not None else (temperature or 1.0)
-    from .evaluation import generate as sample
-    from .inference import load_charlm
+    from .charlm.generate import generate as sample, load_charlm  # torch: only when generating
     try:
         model, vocab, _, _ = load_charlm(model_dir)
         click.echo(sample(model, vocab, prime, length, temperature, top_k, seed))
@@ -115,43 +123,65 @@ def generate(prime, length, temperature, scale_factor, top_k, seed, model_dir) -
 
 
 @main.command()
+@click.argument("recipe_file", metavar="RECIPE",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="the DVC experiment's name [default: RECIPE-<date>-<time>]")
+def recipe(recipe_file: Path, name: str | None) -> None:
+    """Run the pipeline with the params RECIPE overrides (a YAML file like those in
+    recipes/) as a DVC experiment in a temporary copy, tracked in MLflow like any run;
+    params.yaml and the workspace stay as they are."""
+    run_recipe(recipe_file, name)
+
+
+@main.command()
 @click.option("--name", help="the DVC experiment's name [default: smoke-<date>-<time>]")
-@click.option("--recipe", default="params.smoke.yaml", show_default=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="the params to override, as nested YAML")
-def smoke(name: str | None, recipe: Path) -> None:
-    """Run every stage on the real data at small sizes: a DVC experiment in a temporary
-    copy, tracked in MLflow like any run; params.yaml and the workspace stay as they are."""
-    import json
-    import subprocess
-    import time
+def smoke(name: str | None) -> None:
+    """Every stage on the real data at small sizes: `recipe recipes/smoke.yaml`."""
+    run_recipe(SMOKE_RECIPE, name)
 
-    import yaml
 
-    from .config import flatten
-    name = name or time.strftime("smoke-%Y%m%d-%H%M%S")
-    overrides = flatten(yaml.safe_load(recipe.read_text(encoding="utf-8")) or {})
+SMOKE_RECIPE = Path("recipes/smoke.yaml")
+
+
+def recipe_overrides(recipe_file: Path) -> dict:
+    """The recipe's params as flat `section.key: value` overrides."""
+    try:
+        raw = yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{recipe_file} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise click.ClickException(f"{recipe_file} must be a mapping of params sections")
+    return flatten(raw)
+
+
+def run_recipe(recipe_file: Path, name: str | None) -> None:
+    name = name or time.strftime(f"{recipe_file.stem}-%Y%m%d-%H%M%S")
     argv = ["dvc", "exp", "run", "--temp", "--name", name]
-    for key, value in overrides.items():
+    for key, value in recipe_overrides(recipe_file).items():
         argv += ["-S", f"{key}={json.dumps(value)}"]  # JSON is YAML, as -S reads it
     click.echo(" ".join(argv), err=True)
     started = time.monotonic()
     if subprocess.run(argv).returncode != 0:
-        raise click.ClickException(f"the smoke run {name} failed (its log is above)")
-    click.echo(f"smoke run {name} done in {time.monotonic() - started:.0f} s. Results: "
+        raise click.ClickException(f"the run {name} of {recipe_file} failed (its log is above)")
+    click.echo(f"{name} done in {time.monotonic() - started:.0f} s. Results: "
                f"`dvc exp show --only-changed`; runs tagged dvc_experiment={name} in the "
-               "MLflow UI (`make ui`); `dvc exp apply " + name + "` puts its outputs here.")
+               f"MLflow UI (`make ui`); `dvc exp apply {name}` puts its outputs here.")
 
 
 @main.command()
 @click.option("--readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="rewrite the results table of this README in place")
 def report(readme: Path | None) -> None:
-    """The results table, from metrics/*.json: printed, or written into the README."""
-    from .report import results_table, with_table
+    """The results table, from metrics/: printed, or written into the README."""
     table = results_table()
     if readme is None:
         click.echo(table)
         return
     readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
     click.echo(f"results table of {readme} rewritten from metrics/")
+
+
+@main.command()
+def deps() -> None:
+    """The code each stage of dvc.yaml depends on (its import closure), for dvc.yaml."""
+    print_code_deps()

@@ -1,7 +1,8 @@
-"""The README's results table, generated from metrics/*.json (what `dvc repro` wrote),
-the stage times benchmarks/stage_times.py recorded and the per-seed results
-benchmarks/seed_results.py recorded, so the README never states a number the committed
-files do not."""
+"""The README's results table, generated from metrics/: what `dvc repro` wrote
+(sentiment.json, baseline.json, charlm.json), the wall time of each stage
+(stage_times.json, recorded by benchmarks/stage_times.py) and the test accuracy per seed
+(seeds.json, recorded by benchmarks/seed_results.py), so the README never states a
+number the committed files do not."""
 from __future__ import annotations
 
 import json
@@ -28,18 +29,17 @@ ROWS = [
 ]
 
 
-def results_table(metrics_dir: Path = Path("metrics"),
-                  stage_times: Path = Path("benchmarks/stage_times.json"),
-                  seed_results: Path = Path("benchmarks/seed_results.json")) -> str:
-    """The metrics, then the wall time of each stage where benchmarks/stage_times.py has
-    recorded one, then the test accuracy per seed where benchmarks/seed_results.py has."""
+def results_table(metrics_dir: Path = Path("metrics")) -> str:
+    """The metrics, then the wall time of each stage (where recorded), then the test
+    accuracy per seed (where recorded)."""
     metrics = {name: json.loads((metrics_dir / f"{name}.json").read_text(encoding="utf-8"))
                for name in sorted({row[0] for row in ROWS})}
     lines = ["| measured by `dvc repro` (default params) | value | the book |",
              "| --- | --- | --- |"]
     for name, key, label, fmt, book in ROWS:
         lines.append(f"| {label} | {fmt.format(metrics[name][key])} | {book} |")
-    return "\n".join(lines + _time_rows(stage_times) + _seed_rows(seed_results))
+    return "\n".join(lines + _time_rows(metrics_dir / "stage_times.json")
+                      + _seed_rows(metrics_dir / "seeds.json"))
 
 
 def _time_rows(path: Path) -> list[str]:

@@ -1,20 +1,38 @@
+import contextlib
+
 import pytest
 import torch
 
 from tests.http_server import LocalHTTPServer
+from tests.repo import serve_fixtures
+
+
+@contextlib.contextmanager
+def _local_http_server():
+    with pytest.MonkeyPatch.context() as env:
+        # A proxy configured in the environment must not intercept requests to 127.0.0.1.
+        env.setenv("NO_PROXY", "127.0.0.1,localhost")
+        env.setenv("no_proxy", "127.0.0.1,localhost")
+        server = LocalHTTPServer()
+        try:
+            yield server
+        finally:
+            server.close()
 
 
 @pytest.fixture
-def http_server(monkeypatch):
+def http_server():
     """A local HTTP server with scriptable misbehaviour (see tests/http_server.py)."""
-    # A proxy configured in the environment must not intercept requests to 127.0.0.1.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    server = LocalHTTPServer()
-    try:
+    with _local_http_server() as server:
         yield server
-    finally:
-        server.close()
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory):
+    """The tiny IMDb archive and book (tests/fixtures.py), served on 127.0.0.1 for the
+    whole test module: the params overrides that point the acquire stages at them."""
+    with _local_http_server() as server:
+        yield serve_fixtures(server, tmp_path_factory.mktemp("fixture-data"))
 
 
 @pytest.fixture(scope="module")

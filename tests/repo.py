@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.download import sha256_file
+from pipeline.core.outputs import sha256_file
 from tests.fixtures import make_gutenberg_text, make_imdb_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +70,9 @@ def make_repo(dest: Path, overrides: dict) -> Path:
     """Copy the project (code, dvc.yaml, params.yaml) into `dest` as a fresh git + DVC
     repo with `overrides` merged into params.yaml, committed."""
     dest.mkdir(parents=True)
-    shutil.copytree(ROOT / "pipeline", dest / "pipeline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", "params.smoke.yaml", ".gitignore"):
+    for folder in ("pipeline", "recipes"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in {**TINY_PARAMS}.items():
@@ -87,6 +87,7 @@ def make_repo(dest: Path, overrides: dict) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     run(["dvc", "init", "-q"], dest)
+    shutil.copy(ROOT / ".dvcignore", dest / ".dvcignore")  # bytecode is no dependency
     run(["dvc", "config", "core.analytics", "false"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "fixture repo"], dest)

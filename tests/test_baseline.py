@@ -13,7 +13,7 @@ FIT = r"""
 import hashlib, pickle, sys
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from pipeline.stages.train_baseline import pipeline_bytes
+from pipeline.baseline import pipeline_bytes
 texts = ["a good film", "a bad film", "good good fun", "bad bad plot", "a dull plot", "fun"]
 labels = [1, 0, 1, 0, 0, 1]
 vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), min_df=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import CharLMParams, ConfigError, Params, load_params, section_from_dict
+from pipeline.core.config import CharLMParams, ConfigError, Params, load_params, section_from_dict
 from tests.repo import run
 
 REPO = Path(__file__).resolve().parents[1]

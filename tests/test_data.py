@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.data import ReviewSet, StreamBatches, iterate_streams, random_windows
-from pipeline.text import PAD_ID
+from pipeline.charlm.data import random_windows
+from pipeline.sentiment.batches import review_batch
+from pipeline.sentiment.reviews import ReviewSet
+from pipeline.sentiment.text import PAD_ID
+from pipeline.training.lm import StreamBatches, iterate_streams
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,7 +34,7 @@ def test_batch_right_padded_with_zero_and_lengths():
     tokens, table, parts = make_reviews(lengths, labels=[1, 0, 0, 1])
     rs = ReviewSet(tokens, table)
     assert len(rs) == 4
-    b = rs.batch(np.array([0, 1, 2, 3]))
+    b = review_batch(rs, np.array([0, 1, 2, 3]))
     assert b.tokens.shape == (4, 7)
     assert b.tokens.dtype == torch.int64
     assert b.lengths.tolist() == lengths
@@ -47,7 +50,7 @@ def test_batch_right_padded_with_zero_and_lengths():
 def test_batch_respects_index_order_and_width():
     tokens, table, parts = make_reviews([2, 6, 4])
     rs = ReviewSet(tokens, table)
-    b = rs.batch(np.array([2, 0]))
+    b = review_batch(rs, np.array([2, 0]))
     assert b.tokens.shape == (2, 4)  # width = longest review *in this batch*
     assert b.tokens[0].tolist() == parts[2].tolist()
     assert b.tokens[1, :2].tolist() == parts[0].tolist()
@@ -59,7 +62,7 @@ def test_head_tail_truncation():
     lengths = [10, 5, 4, 6]
     tokens, table, parts = make_reviews(lengths)
     rs = ReviewSet(tokens, table, head_tokens=head, tail_tokens=tail)
-    b = rs.batch(np.arange(4))
+    b = review_batch(rs, np.arange(4))
     # kept lengths: min(n, head + tail)
     assert b.lengths.tolist() == [5, 5, 4, 5]
     assert b.tokens.shape == (4, 5)
@@ -81,7 +84,7 @@ def test_review_set_on_a_slice_of_a_shared_array():
     tokens, table, parts = make_reviews([3, 4, 5, 6])
     split = table.iloc[[1, 3]].reset_index(drop=True)
     rs = ReviewSet(tokens, split)
-    b = rs.batch(np.array([0, 1]))
+    b = review_batch(rs, np.array([0, 1]))
     assert b.tokens[0, :4].tolist() == parts[1].tolist()
     assert b.tokens[1].tolist() == parts[3].tolist()
 

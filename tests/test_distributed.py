@@ -9,24 +9,21 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.http_server import LocalHTTPServer
-from tests.repo import make_repo, run, serve_fixtures
+from tests.repo import make_repo, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    server = LocalHTTPServer()
+def repo(fixture_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("ddp")
-    overrides = serve_fixtures(server, work)
+    overrides = dict(fixture_data)
     # Dropout masks are drawn per process, so 2 processes can equal 1 only without it.
     overrides["charlm"] = {"mode": "tbptt", "seq_len": 20, "dropout": 0.0}
     overrides["sentiment"] = {"dropout": 0.0, "word_dropout": 0.0, "pretrained": "none"}
     repo = make_repo(work / "repo", overrides)
     run(["dvc", "repro", "prepare_imdb", "prepare_gutenberg"], repo)
-    yield repo
-    server.close()
+    return repo
 
 
 def set_nproc(repo, n: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import DownloadError, fetch, sha256_file
+from pipeline.acquire.download import DownloadError, fetch, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 1024  # 256 KiB, several chunks
@@ -217,7 +217,7 @@ def test_sigkill_leaves_only_part_and_rerun_resumes(http_server, tmp_path):
     part = tmp_path / "big.bin.part"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from pipeline.download import fetch
+        from pipeline.acquire.download import fetch
         fetch({url!r}, Path({str(dest)!r}), {digest!r}, retries=0, timeout=(2, 10), progress=False)
     """)
     child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -247,7 +247,7 @@ def test_full_disk_fails_clearly_and_keeps_the_part(http_server, tmp_path, monke
     kept for a later resume, nothing at the final path."""
     import errno
     import builtins
-    import pipeline.download as download
+    import pipeline.acquire.download as download
 
     url = http_server.add("/big.bin", PAYLOAD)
     dest = tmp_path / "data.bin"

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import embeddings
-from pipeline.config import Params, PretrainParams, SentimentParams
-from pipeline.models import build_sentiment, load_encoder
-from pipeline.inference import pretrained_encoder
+from pipeline.core.config import Params, PretrainParams, SentimentParams
+from pipeline.sentiment import embeddings
+from pipeline.sentiment.model import build_sentiment, load_encoder
+from pipeline.sentiment.predict import pretrained_encoder
+from pipeline.sentiment.text import PAD_ID
 from pipeline.stages.pretrain import pretrain
-from pipeline.text import PAD_ID
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

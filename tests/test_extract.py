@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import ArchiveError, safe_extract
+from pipeline.acquire.download import ArchiveError, safe_extract
 from tests.fixtures import make_imdb_archive
 
 

@@ -1,17 +1,16 @@
-"""Text generation (pipeline.evaluation.generate) and params.yaml validation."""
+"""Text generation (pipeline.charlm.generate) and params.yaml validation."""
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from pipeline.config import ConfigError, Params, load_params
-from pipeline.evaluation import generate
-from pipeline.models import CharLSTM
-from pipeline.text import CharVocab
+from pipeline.charlm.generate import generate
+from pipeline.charlm.model import CharLSTM
+from pipeline.charlm.vocab import CharVocab
+from pipeline.core.config import ConfigError, Params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("The island was surrounded by a sea of foam; Cyrus Harding, the engineer, "
@@ -268,25 +267,15 @@ def test_missing_params_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
-def _readme_exp_run(name: str) -> list[str]:
-    """The `-S key=value` overrides of README's `dvc exp run -n NAME ...` command."""
-    text = (REPO / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
-    line = next(l for l in text.splitlines() if l.startswith(f"dvc exp run -n {name} "))
-    args = shlex.split(line)
-    return [args[i + 1] for i, a in enumerate(args) if a == "-S"]
-
-
-@pytest.mark.parametrize("name, section", [("sentiment-book", "sentiment"),
-                                           ("charlm-book", "charlm")])
-def test_readme_reproduces_the_books_recipe(tmp_path, name, section):
-    """The dataclass defaults are the book's recipes; README's `dvc exp run -S ...` line
-    must turn the project's params.yaml into exactly that."""
+@pytest.mark.parametrize("recipe, section", [("book-sentiment", "sentiment"),
+                                             ("book-charlm", "charlm")])
+def test_the_book_recipes_are_the_books(tmp_path, recipe, section):
+    """The models' defaults are the book's recipes; recipes/book-*.yaml must turn the
+    project's params.yaml into exactly that."""
     raw = _raw()
-    overrides = _readme_exp_run(name)
-    for item in overrides:
-        key, value = item.split("=", 1)
-        sec, field_name = key.split(".")
-        raw[sec][field_name] = yaml.safe_load(value)
+    overrides = yaml.safe_load((REPO / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))
+    for sec, values in overrides.items():
+        raw[sec].update(values)
     params = load_params(_write(tmp_path, raw))
     assert getattr(params, section) == getattr(Params(), section)
     # ... and the project's defaults really differ from the book's.

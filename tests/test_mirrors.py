@@ -11,21 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import ConfigError, DownloadError
-from pipeline.mirrors import Source, fetch_first, load_mirrors, sources
-from pipeline.outputs import sha256_file
+from pipeline.acquire.mirrors import Source, fetch_first, load_mirrors, sources
+from pipeline.core.errors import ConfigError, DownloadError
+from pipeline.core.outputs import sha256_file
 from tests.fixtures import make_gutenberg_text, make_imdb_archive
-from tests.http_server import LocalHTTPServer
 from tests.repo import N_PER_CLASS, N_UNLABELLED, make_repo, run, stages_run
 
 DATA_STAGES = ["acquire_imdb", "acquire_gutenberg", "prepare_imdb", "prepare_gutenberg"]
-
-
-@pytest.fixture
-def server():
-    s = LocalHTTPServer()
-    yield s
-    s.close()
 
 
 def write_mirrors(path: Path, content: dict) -> Path:
@@ -62,10 +54,10 @@ def test_a_bad_mirrors_file_is_one_clear_error(tmp_path, content, message):
     assert str(path) in str(info.value)
 
 
-def test_an_unreachable_source_falls_back_to_the_next(tmp_path, server, monkeypatch):
+def test_an_unreachable_source_falls_back_to_the_next(tmp_path, http_server, monkeypatch):
     monkeypatch.chdir(tmp_path)
     payload = b"the same bytes\n" * 100
-    official = server.add("/official.bin", payload, fail_status=404, fail_times=None)
+    official = http_server.add("/official.bin", payload, fail_status=404, fail_times=None)
     copy = tmp_path / "copy.bin"
     copy.write_bytes(payload)
     monkeypatch.setenv("PIPELINE_MIRRORS", str(write_mirrors(
@@ -79,10 +71,10 @@ def test_an_unreachable_source_falls_back_to_the_next(tmp_path, server, monkeypa
     assert recorded["url"] == copy.as_uri()
 
 
-def test_no_source_answering_names_every_attempt(tmp_path, server, monkeypatch):
+def test_no_source_answering_names_every_attempt(tmp_path, http_server, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIPELINE_MIRRORS", str(tmp_path / "none.yaml"))
-    official = server.add("/gone.bin", b"x", fail_status=404, fail_times=None)
+    official = http_server.add("/gone.bin", b"x", fail_status=404, fail_times=None)
     with pytest.raises(DownloadError, match="no source of imdb could be fetched") as info:
         fetch_first("imdb", Source(official, None))
     assert official in str(info.value)
@@ -101,24 +93,24 @@ def repack(archive: Path, dest: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_two_clones_two_mirrors_same_data_hashes(tmp_path, server):
+def test_two_clones_two_mirrors_same_data_hashes(tmp_path, http_server):
     """One clone fetches over HTTP, the other from a re-packed copy on disk through its
     machine-local mirrors file (the official URL answering 404): every data stage's
     outputs hash the same in both dvc.lock files."""
     archive = make_imdb_archive(tmp_path / "aclImdb_v1.tar.gz", n_per_class=N_PER_CLASS,
                                 n_unlabelled=N_UNLABELLED)
     book = make_gutenberg_text(tmp_path / "pg1268.txt", n_chars=20000)
-    served = {"imdb": {"url": server.add("/imdb.tar.gz", archive.read_bytes()),
+    served = {"imdb": {"url": http_server.add("/imdb.tar.gz", archive.read_bytes()),
                        "sha256": sha256_file(archive)},
-              "gutenberg": {"url": server.add("/book.txt", book.read_bytes())}}
+              "gutenberg": {"url": http_server.add("/book.txt", book.read_bytes())}}
     first = make_repo(tmp_path / "first", served)
     run(["dvc", "repro", *DATA_STAGES], first)
 
     repacked = repack(archive, tmp_path / "repacked.tar")
     assert sha256_file(repacked) != sha256_file(archive)
-    gone = {"imdb": {"url": server.add("/gone.tar.gz", b"", fail_status=404, fail_times=None),
+    gone = {"imdb": {"url": http_server.add("/gone.tar.gz", b"", fail_status=404, fail_times=None),
                      "sha256": sha256_file(archive)},
-            "gutenberg": {"url": server.add("/gone.txt", b"", fail_status=404, fail_times=None)}}
+            "gutenberg": {"url": http_server.add("/gone.txt", b"", fail_status=404, fail_times=None)}}
     second = make_repo(tmp_path / "second", gone)
     write_mirrors(second / "mirrors.local.yaml", {
         "imdb": [{"url": repacked.as_uri(), "sha256": sha256_file(repacked)}],

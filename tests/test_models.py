@@ -5,8 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models import CharLSTM, SentimentLSTM, WordLM, load_encoder
-from pipeline.text import PAD_ID, UNK_ID
+from pipeline.charlm.model import CharLSTM
+from pipeline.core.config import SentimentParams
+from pipeline.sentiment.model import SentimentLSTM, load_encoder
+from pipeline.sentiment.predict import predict_texts
+from pipeline.sentiment.text import PAD, PAD_ID, UNK, UNK_ID, Vocab, tokenize
+from pipeline.sentiment.wordlm import WordLM
 
 VOCAB = 40
 
@@ -246,9 +250,6 @@ def test_gradient_clipping_bounds_the_norm():
 
 def test_predictions_read_whole_reviews_whatever_the_training_cut():
     """head_tokens/tail_tokens shorten training reviews only: a prediction reads them all."""
-    from pipeline.config import SentimentParams
-    from pipeline.inference import predict_texts
-    from pipeline.text import PAD, UNK, Vocab, tokenize
 
     words = [f"w{i}" for i in range(VOCAB - 2)]
     vocab = Vocab([PAD, UNK, *words])

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import Params, PretrainParams
-from pipeline.data import ReviewSet
-from pipeline.inference import pretrained_encoder
-from pipeline.models import WordLM
-from pipeline.stages.pretrain import pretrain, pretraining_text
-from pipeline.tasks import WordLMTask, review_stream
-from pipeline.text import PAD_ID
-from pipeline.training import LoopConfig, fit
+from pipeline.core.config import Params, PretrainParams
+from pipeline.sentiment.predict import pretrained_encoder
+from pipeline.sentiment.pretraining import pretraining_text, review_stream
+from pipeline.sentiment.reviews import ReviewSet
+from pipeline.sentiment.text import PAD_ID
+from pipeline.sentiment.wordlm import WordLM, WordLMTask
+from pipeline.stages.pretrain import pretrain
+from pipeline.training.loop import LoopConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -99,7 +99,7 @@ def test_pretraining_off_writes_a_note_and_no_model(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["skipped.json"]
     # No chart of nothing: an empty LM history table is all there is to plot.
     assert sorted(p.name for p in (tmp_path / "plots/pretrain").iterdir()) == ["history.csv"]
-    assert (tmp_path / "plots/pretrain/history.csv").read_text() == "round,step,train_loss,val_loss\n"
+    assert (tmp_path / "plots/pretrain/history.csv").read_text() == "evaluation,step,train_loss,val_loss\n"
     # Nothing there that a classifier asking for pretraining could mistake for a model.
     with pytest.raises(FileNotFoundError, match="pretrain"):
         pretrained_encoder(tmp_path / "vocab.txt", out)

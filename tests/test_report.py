@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,6 @@ import pytest
 from pipeline.report import END, START, results_table, with_table
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_TIMES = REPO / "benchmarks" / "stage_times.json"
-SEED_RESULTS = REPO / "benchmarks" / "seed_results.json"
 
 
 def _benchmark_script(name: str):
@@ -21,9 +20,18 @@ def _benchmark_script(name: str):
     return module
 
 
+def _metrics_dir(tmp_path: Path) -> Path:
+    """The committed metrics of the three models, without recorded times or seeds."""
+    out = tmp_path / "metrics"
+    out.mkdir()
+    for name in ("sentiment", "baseline", "charlm"):
+        shutil.copy(REPO / "metrics" / f"{name}.json", out)
+    return out
+
+
 def test_readme_results_table_is_the_committed_metrics():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    table = results_table(REPO / "metrics", STAGE_TIMES, SEED_RESULTS)
+    table = results_table(REPO / "metrics")
     assert with_table(readme, table) == readme, (
         "README's results table disagrees with metrics/: run "
         "`python -m pipeline report --readme README.md`")
@@ -35,20 +43,21 @@ def test_the_table_changes_with_the_metrics(tmp_path):
         if name == "sentiment":
             metrics["test_accuracy"] = 0.12345
         (tmp_path / f"{name}.json").write_text(json.dumps(metrics))
-    assert "| 0.1235 |" in results_table(tmp_path, tmp_path / "no-times.json")
+    assert "| 0.1235 |" in results_table(tmp_path)
 
 
 def test_stage_times_become_rows_with_their_total(tmp_path):
-    times = tmp_path / "stage_times.json"
+    metrics = _metrics_dir(tmp_path)
+    assert "wall time" not in results_table(metrics)
+    times = metrics / "stage_times.json"
     stamp = {"commit": "abc", "machine": "Some CPU, 2 cores, no GPU", "date": "2026-11-30"}
     times.write_text(json.dumps({"stages": {"acquire_imdb": {"seconds": 47.4, **stamp},
                                             "train_charlm": {"seconds": 1941.0, **stamp}}}))
-    table = results_table(REPO / "metrics", times)
+    table = results_table(metrics)
     assert "| wall time, measured on: Some CPU, 2 cores, no GPU | | |" in table
     assert "| wall time: acquire_imdb | 47 s | |" in table
     assert "| wall time: train_charlm | 32 min 21 s | |" in table
     assert "| wall time: all stages | 33 min 8 s | |" in table
-    assert "wall time" not in results_table(REPO / "metrics", tmp_path / "none.json")
 
 
 def test_stage_times_are_read_from_dvc_repro_output():
@@ -75,17 +84,17 @@ def _seed_run(archive: str, seed: int, lstm: float, tfidf: float) -> dict:
 
 
 def test_seed_results_become_a_table_with_the_mean_per_archive(tmp_path):
-    seeds = tmp_path / "seed_results.json"
+    metrics = _metrics_dir(tmp_path)
+    assert "| archive |" not in results_table(metrics)
+    seeds = metrics / "seeds.json"
     seeds.write_text(json.dumps({"runs": [_seed_run("full", 1, 0.91, 0.90),
                                           _seed_run("full", 2, 0.92, 0.91),
                                           _seed_run("labelled-only", 1, 0.905, 0.90)]}))
-    table = results_table(REPO / "metrics", tmp_path / "none.json", seeds)
+    table = results_table(metrics)
     assert "| full | 2 | 0.9200 (0.9100) | 0.9100 (0.9000) |" in table
     assert "| full | mean of 2 | **0.9150** (0.9050) | 0.9050 (0.8950) |" in table
     assert "| labelled-only | 1 | 0.9050 (0.8950) |" in table
     assert "labelled-only | mean" not in table  # one seed has no mean row
-    assert "| archive |" not in results_table(REPO / "metrics", tmp_path / "none.json",
-                                              tmp_path / "no-seeds.json")
 
 
 def test_only_default_recipes_count_as_seeds(tmp_path):

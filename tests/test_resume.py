@@ -10,25 +10,22 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.http_server import LocalHTTPServer
-from tests.repo import env, make_repo, run, serve_fixtures
+from tests.repo import env, make_repo, run
 
 pytestmark = pytest.mark.slow
 MODEL = "data/models/charlm/model.pt"
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    server = LocalHTTPServer()
+def repo(fixture_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("resume")
-    overrides = serve_fixtures(server, work)
-    # Many short rounds, a checkpoint after each, TBPTT state carried across them.
+    overrides = dict(fixture_data)
+    # Many short evaluation periods, a checkpoint after each, TBPTT state carried across them.
     overrides["charlm"] = {"mode": "tbptt", "seq_len": 20, "steps": 160, "eval_every": 20,
                            "dropout": 0.1, "num_layers": 2}
     repo = make_repo(work / "repo", overrides)
     run(["dvc", "repro", "prepare_gutenberg"], repo)
-    yield repo
-    server.close()
+    return repo
 
 
 def test_killed_training_resumes_to_identical_weights(repo, tmp_path):

@@ -7,22 +7,18 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.http_server import LocalHTTPServer
-from tests.repo import make_repo, run, serve_fixtures
+from tests.repo import make_repo, run
 
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_run_is_a_tracked_experiment_that_leaves_the_workspace_alone(tmp_path):
-    server = LocalHTTPServer()
-    try:
-        repo = make_repo(tmp_path / "repo", serve_fixtures(server, tmp_path))
-        params_before = (repo / "params.yaml").read_text()
-        proc = run(["python", "-m", "pipeline", "smoke", "--name", "smoke-test"], repo,
-                   timeout=900)
-        assert "smoke run smoke-test done" in proc.stdout
-    finally:
-        server.close()
+def test_smoke_run_is_a_tracked_experiment_that_leaves_the_workspace_alone(fixture_data,
+                                                                            tmp_path):
+    repo = make_repo(tmp_path / "repo", fixture_data)
+    params_before = (repo / "params.yaml").read_text()
+    proc = run(["python", "-m", "pipeline", "smoke", "--name", "smoke-test"], repo,
+               timeout=900)
+    assert "smoke-test done" in proc.stdout
     # Every stage ran, with the recipe's params, in the experiment.
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]

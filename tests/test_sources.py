@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import ArchiveError
-from pipeline.sources import (
+from pipeline.acquire.download import ArchiveError
+from pipeline.acquire.sources import (
     IMDB_FOLDERS,
     UNLABELLED,
     SourceError,

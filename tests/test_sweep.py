@@ -8,8 +8,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.http_server import LocalHTTPServer
-from tests.repo import make_repo, run, serve_fixtures
+from tests.repo import make_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -28,26 +27,22 @@ def wait_for_queue(repo, timeout: float = 1200) -> str:
     raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
 
 
-def test_two_workers_sweep_loses_nothing(tmp_path):
-    server = LocalHTTPServer()
-    try:
-        repo = make_repo(tmp_path / "repo", serve_fixtures(server, tmp_path))
-        # Every stage the learning rate does not change runs once first, so the workers
-        # only train and evaluate the classifier: two workers running the same stage at
-        # once race in DVC's run cache (a worker's acquire_gutenberg failed on the other
-        # worker's temporary file there).
-        run(["dvc", "repro", "train_baseline", "evaluate_charlm"], repo)
-        run(["git", "add", "-A"], repo)
-        run(["git", "commit", "-qm", "data"], repo)
-        run(["dvc", "exp", "run", "--queue", "-S", f"sentiment.lr={','.join(LRS)}"], repo)
-        run(["dvc", "exp", "run", "--queue", "-n", "diverges", "-S",
-             f"sentiment.lr={DIVERGING_LR}"], repo)
-        started = time.monotonic()
-        run(["dvc", "queue", "start", "-j", "2"], repo)
-        status = wait_for_queue(repo)
-        print(f"5 queued experiments, 2 workers: {time.monotonic() - started:.0f} s")
-    finally:
-        server.close()
+def test_two_workers_sweep_loses_nothing(fixture_data, tmp_path):
+    repo = make_repo(tmp_path / "repo", fixture_data)
+    # Every stage the learning rate does not change runs once first, so the workers
+    # only train and evaluate the classifier: two workers running the same stage at
+    # once race in DVC's run cache (a worker's acquire_gutenberg failed on the other
+    # worker's temporary file there).
+    run(["dvc", "repro", "train_baseline", "evaluate_charlm"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "data"], repo)
+    run(["dvc", "exp", "run", "--queue", "-S", f"sentiment.lr={','.join(LRS)}"], repo)
+    run(["dvc", "exp", "run", "--queue", "-n", "diverges", "-S",
+         f"sentiment.lr={DIVERGING_LR}"], repo)
+    started = time.monotonic()
+    run(["dvc", "queue", "start", "-j", "2"], repo)
+    status = wait_for_queue(repo)
+    print(f"5 queued experiments, 2 workers: {time.monotonic() - started:.0f} s")
     assert status.count("Success") == len(LRS), status
     assert "Failed" in status, status
     logs = run(["dvc", "queue", "logs", "diverges"], repo)

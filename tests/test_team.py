@@ -25,9 +25,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.download import sha256_file
-from tests.http_server import LocalHTTPServer
-from tests.repo import ALL_STAGES, env, make_repo, run, serve_fixtures, stages_run
+from pipeline.core.outputs import sha256_file
+from tests.repo import ALL_STAGES, env, make_repo, run, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -117,16 +116,6 @@ def as_pg_user(cmd: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def fixture_urls(tmp_path_factory):
-    """The tiny IMDb archive and book, served on 127.0.0.1: params overrides."""
-    server = LocalHTTPServer()
-    try:
-        yield serve_fixtures(server, tmp_path_factory.mktemp("fixture-data"))
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def postgres():
     """A throw-away PostgreSQL 15 on 127.0.0.1; yields the SQLAlchemy URI of database
     `mlflow` (user `mlflow`, trust auth: it is only reachable from this machine)."""
@@ -190,12 +179,12 @@ def mlflow_server(postgres, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server_repo(mlflow_server, fixture_urls, tmp_path_factory):
+def server_repo(mlflow_server, fixture_data, tmp_path_factory):
     """The sentiment branch of the pipeline, tracked on the server, starting from word
     vectors (the default; tests/test_pipeline.py runs the word LM)."""
     uri, _ = mlflow_server
     repo = make_repo(tmp_path_factory.mktemp("server") / "repo",
-                     {**fixture_urls, "sentiment": {"pretrained": "embeddings"}})
+                     {**fixture_data, "sentiment": {"pretrained": "embeddings"}})
     proc = run(["dvc", "repro", "train_sentiment"], repo,
                extra_env={"MLFLOW_TRACKING_URI": uri})
     assert set(stages_run(proc.stdout)) == SENTIMENT_STAGES
@@ -203,9 +192,9 @@ def server_repo(mlflow_server, fixture_urls, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_repo(fixture_urls, tmp_path_factory):
+def local_repo(fixture_data, tmp_path_factory):
     """The whole pipeline with the default store, `sqlite:///<repo>/mlflow.db`."""
-    repo = make_repo(tmp_path_factory.mktemp("local") / "repo", fixture_urls)
+    repo = make_repo(tmp_path_factory.mktemp("local") / "repo", fixture_data)
     proc = run(["dvc", "repro"], repo)
     assert set(stages_run(proc.stdout)) == ALL_STAGES
     return repo

@@ -6,7 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.text import PAD, PAD_ID, UNK, UNK_ID, CharVocab, Vocab, tokenize, tokenize_many
+from pipeline.charlm.vocab import CharVocab
+from pipeline.sentiment.text import PAD, PAD_ID, UNK, UNK_ID, Vocab, tokenize, tokenize_many
 
 
 # --------------------------------------------------------------------------- tokenize

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import tracking
+from pipeline.mlops import tracking
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.runtime import setup_runtime
-from pipeline.training import fit, make_optimizer
+from pipeline.training.runtime import setup_runtime
+from pipeline.training.loop import fit, make_optimizer
 from tests.toy_training import CPU, ToyRNN, ToyTask, config, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -23,12 +23,12 @@ def _collect():
 
 def test_logger_gets_grad_norm_lr_and_windows():
     calls, log = _collect()
-    train(seed=1, cfg=config(log_every=2, clip_grad_norm=1e6), n_rounds=2, log=log)
+    train(seed=1, cfg=config(log_every=2, clip_grad_norm=1e6), n_periods=2, log=log)
     step_logs = [(m, s) for m, s in calls if "grad_norm" in m]
-    round_logs = [(m, s) for m, s in calls if "round" in m]
-    # windows of log_every steps, and a short window at the end of each round (5 steps)
+    epoch_logs = [(m, s) for m, s in calls if "epoch" in m]
+    # windows of log_every steps, and a short window at the end of each epoch (5 steps)
     assert [s for _, s in step_logs] == [2, 4, 5, 7, 9, 10]
-    assert [(m["round"], s) for m, s in round_logs] == [(1, 5), (2, 10)]
+    assert [(m["epoch"], s) for m, s in epoch_logs] == [(1, 5), (2, 10)]
     for m, _ in step_logs:
         assert {"train_loss_step", "grad_norm", "grad_norm_max", "clipped_fraction", "lr",
                 "values_per_s"} <= m.keys()
@@ -36,14 +36,14 @@ def test_logger_gets_grad_norm_lr_and_windows():
         assert m["grad_norm_max"] >= m["grad_norm"] - 1e-12
         assert m["lr"] == pytest.approx(0.01)
         assert m["clipped_fraction"] == 0.0  # nothing clipped with a huge bound
-    for m, _ in round_logs:
+    for m, _ in epoch_logs:
         assert "train_loss" in m and "val_loss" in m
 
 
 def test_clipped_fraction_is_one_with_a_tiny_bound():
     calls, log = _collect()
     clip = 1e-9
-    train(seed=1, cfg=config(log_every=2, clip_grad_norm=clip), n_rounds=2, log=log)
+    train(seed=1, cfg=config(log_every=2, clip_grad_norm=clip), n_periods=2, log=log)
     step_logs = [m for m, _ in calls if "grad_norm" in m]
     assert step_logs
     for m in step_logs:
@@ -54,9 +54,9 @@ def test_clipped_fraction_is_one_with_a_tiny_bound():
 # --------------------------------------------------------------------------- scheduler
 def test_cosine_schedule_logged_lr():
     calls, log = _collect()
-    lr, rounds, steps = 0.02, 3, 5
-    total = rounds * steps
-    train(seed=1, cfg=config(lr=lr, scheduler="cosine", log_every=1), n_rounds=rounds,
+    lr, epochs, steps = 0.02, 3, 5
+    total = epochs * steps
+    train(seed=1, cfg=config(lr=lr, scheduler="cosine", log_every=1), n_periods=epochs,
           steps=steps, log=log)
     logged = {s: m["lr"] for m, s in calls if "grad_norm" in m}
     assert sorted(logged) == list(range(1, total + 1))
@@ -80,7 +80,7 @@ def test_cosine_first_step_uses_the_configured_lr():
 
     setup_runtime(1, "cpu", num_threads=1)
     model = ToyRNN(dropout=0.0)
-    task = ToyTask(1, n_rounds=1, steps=3, on_loss=on_loss)
+    task = ToyTask(1, n_periods=1, steps=3, on_loss=on_loss)
     fit(model, task, config(lr=lr, scheduler="cosine", clip_grad_norm=1e6), CPU)
     deltas = torch.cat([(snapshots[2][k] - snapshots[1][k]).abs().flatten() for k in snapshots[1]])
     moved = deltas[deltas > lr / 2]
@@ -123,7 +123,7 @@ def test_a_slower_encoder_moves_less():
     for scale in (1.0, 0.1):
         model = ToyRNN(dropout=0.0)
         start = model.lstm.weight_hh_l0.detach().clone()
-        fit(model, ToyTask(seed=0, n_rounds=1), config(lr_scales={"lstm.": scale}), CPU)
+        fit(model, ToyTask(seed=0, n_periods=1), config(lr_scales={"lstm.": scale}), CPU)
         moved[scale] = (model.lstm.weight_hh_l0.detach() - start).abs().sum().item()
     assert moved[0.1] < moved[1.0] / 3
 
@@ -131,7 +131,7 @@ def test_a_slower_encoder_moves_less():
 DENORMALS_SCRIPT = """
 import numpy as np, torch
 import pipeline.stages.train_sentiment  # what a training stage imports before set-up
-from pipeline.runtime import setup_runtime
+from pipeline.training.runtime import setup_runtime
 tiny = torch.from_numpy(np.full(1_000_000, 1e-39, dtype=np.float32))  # denormal, exact
 setup_runtime(1, "cpu", num_threads=2)
 print(int((tiny * 0.5).count_nonzero()), torch.get_num_threads())

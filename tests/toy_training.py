@@ -1,9 +1,9 @@
-"""A toy task for the shared training loop (pipeline.training.fit).
+"""A toy task for the shared training loop (pipeline.training.loop.fit).
 
 It is deliberately shaped like the real ones: a recurrent model read as
 truncated-BPTT streams whose LSTM state the task carries from batch to batch (task
-state that a checkpoint must hold), per-round batches that are a function of
-(seed, round), and dropout plus input noise drawn from the global RNG (RNG state that
+state that a checkpoint must hold), per-epoch batches that are a function of
+(seed, epoch), and dropout plus input noise drawn from the global RNG (RNG state that
 a checkpoint must hold).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import io
 import torch
 from torch import nn
 
-from pipeline.runtime import setup_runtime
-from pipeline.training import LoopConfig, fit
+from pipeline.training.runtime import setup_runtime
+from pipeline.training.loop import LoopConfig, fit
 
 CPU = torch.device("cpu")
 
@@ -37,9 +37,9 @@ class ToyRNN(nn.Module):
 
 class ToyTask:
     """Predict the next value of a noisy sine wave, read as `streams` contiguous streams."""
-    metric, mode, item_name = "val_loss", "min", "values"
+    metric, mode, item_name, period_name = "val_loss", "min", "values", "epoch"
 
-    def __init__(self, seed: int, n_rounds: int = 4, steps: int = 5, streams: int = 4,
+    def __init__(self, seed: int, n_periods: int = 4, steps: int = 5, streams: int = 4,
                  seq_len: int = 10, kill_at_step: int | None = None,
                  nan_at_step: int | None = None, loss_scale: float = 1.0,
                  scripted: list | None = None, on_loss=None):
@@ -50,7 +50,7 @@ class ToyTask:
         self.x = series[:per * streams].view(streams, per)
         self.y = series[1:per * streams + 1].view(streams, per)
         self.val = series[1000:]
-        self.seed, self.n_rounds, self.steps, self.seq_len = seed, n_rounds, steps, seq_len
+        self.seed, self.n_periods, self.steps, self.seq_len = seed, n_periods, steps, seq_len
         self.windows = per // seq_len
         self.kill_at_step, self.nan_at_step = kill_at_step, nan_at_step
         self.loss_scale, self.on_loss = loss_scale, on_loss
@@ -59,24 +59,27 @@ class ToyTask:
             self.metric, self.mode = "val_accuracy", "max"
         self.state = None
         self.calls = 0            # loss() calls in this process
-        self.rounds_seen: list[int] = []
-        self.captured: dict[int, dict] = {}  # round (1-based) -> weights at evaluate()
-        self.current_round = None
+        self.periods_seen: list[int] = []
+        self.captured: dict[int, dict] = {}  # epoch (1-based) -> weights at evaluate()
+        self.current_period = None
 
     # --- Task protocol
-    def rounds(self) -> int:
-        return self.n_rounds
+    def periods(self) -> int:
+        return self.n_periods
 
-    def steps_in_round(self, r: int) -> int:
+    def steps_in_period(self, r: int) -> int:
         return self.steps
 
+    def period_label(self, r: int) -> str:
+        return f"epoch {r + 1}/{self.n_periods}"
+
     def batches(self, r: int):
-        self.rounds_seen.append(r)
-        self.current_round = r
+        self.periods_seen.append(r)
+        self.current_period = r
         g = torch.Generator().manual_seed(self.seed * 100_003 + r)
         for k in range(r * self.steps, (r + 1) * self.steps):
             start = (k % self.windows) * self.seq_len
-            scale = 0.5 + torch.rand((), generator=g)  # per-(seed, round) randomness
+            scale = 0.5 + torch.rand((), generator=g)  # per-(seed, epoch) randomness
             yield (scale * self.x[:, start:start + self.seq_len],
                    scale * self.y[:, start:start + self.seq_len],
                    k % self.windows == 0)
@@ -98,9 +101,9 @@ class ToyTask:
 
     def evaluate(self, model):
         assert not model.training
-        r = self.current_round + 1
+        r = self.current_period + 1
         self.captured[r] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if self.scripted is not None:  # each round: accuracy, or (accuracy, loss)
+        if self.scripted is not None:  # each epoch: accuracy, or (accuracy, loss)
             scripted = self.scripted[r - 1]
             if isinstance(scripted, tuple):
                 return {"val_accuracy": scripted[0], "val_loss": scripted[1]}

@@ -2,11 +2,11 @@
 digest, keep the book's text without the Project Gutenberg licence."""
 from __future__ import annotations
 
-from ..command import stage_command
-from ..config import Params
-from ..mirrors import Source, fetch_first
-from ..outputs import RAW_GUTENBERG, staged_dir, write_json
-from ..sources import strip_gutenberg
+from ..acquire.mirrors import Source, fetch_first
+from ..acquire.sources import strip_gutenberg
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import RAW_GUTENBERG, staged_dir, write_json
 
 
 def acquire_gutenberg(params: Params) -> dict:

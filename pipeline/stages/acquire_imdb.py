@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import shutil
 
-from ..command import stage_command
-from ..config import Params
-from ..mirrors import Source, fetch_first
-from ..outputs import RAW_IMDB, staged_dir, write_json
-from ..sources import extract_imdb, read_imdb_tree
+from ..acquire.mirrors import Source, fetch_first
+from ..acquire.sources import extract_imdb, read_imdb_tree
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import RAW_IMDB, staged_dir, write_json
 
 
 def acquire_imdb(params: Params) -> dict:

@@ -2,14 +2,19 @@
 several temperatures (the `samples` params: changing them re-runs only this stage)."""
 from __future__ import annotations
 
-from ..command import stage_command
-from ..config import Params
-from ..data import load_chars
-from ..evaluation import generate, loss_report, stateful_loss, windowed_loss
-from ..inference import load_charlm
-from ..outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG, read_provenance,
-                       sha256_file, write_json)
-from ..runtime import setup_for
+import mlflow
+
+from ..charlm.data import load_chars
+from ..charlm.evaluation import loss_report, stateful_loss, windowed_loss
+from ..charlm.generate import generate, load_charlm
+from ..charlm.serving import INTENDED_USE, LIMITS, NAME
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG,
+                            read_provenance, sha256_file, write_json)
+from ..mlops import tracking
+from ..mlops.model_card import attach_card, card_markdown
+from ..training.runtime import setup_for
 
 BOOK_WINDOW = 40
 
@@ -40,8 +45,6 @@ def evaluate_charlm(params: Params) -> dict:
     EVAL_CHARLM.mkdir(parents=True, exist_ok=True)
     (EVAL_CHARLM / "samples.txt").write_text("\n".join(samples), encoding="utf-8")
 
-    import mlflow
-    from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("charlm", sha256_file(MODEL_CHARLM / "model.pt"),
                                     "evaluate_charlm") as run:
         digest = tracking.content_digest(PREPARED_GUTENBERG)
@@ -60,8 +63,6 @@ def evaluate_charlm(params: Params) -> dict:
 
 
 def _attach_card(run, metrics: dict, info: dict, digest: str) -> None:
-    from ..model_card import CHARLM_LIMITS, CHARLM_USE, attach_card, card_markdown
-    from ..serving import CHARLM_NAME
     source = read_provenance("gutenberg").get("url", "a DVC remote")
     data = (f"Project Gutenberg #1268, The Mysterious Island: the text between the licence "
             f"markers, the last {metrics['val_characters']:,} characters held out. Prepared "
@@ -70,11 +71,11 @@ def _attach_card(run, metrics: dict, info: dict, digest: str) -> None:
                ("held-out bits/char", f"{metrics['val_bpc']:.4f}"),
                ("zero-state 40-char windows (the book's view), nats/char",
                 f"{metrics['val_windowed_loss']:.4f}")]
-    card = card_markdown(f"{CHARLM_NAME}: character language model",
+    card = card_markdown(f"{NAME}: character language model",
                          "Character-level LSTM: a prompt, a length and a temperature in, "
-                         "sampled text out.", data, info["params"], results, CHARLM_USE,
-                         CHARLM_LIMITS)
-    attach_card(CHARLM_NAME, run, card, {
+                         "sampled text out.", data, info["params"], results, INTENDED_USE,
+                         LIMITS)
+    attach_card(NAME, run, card, {
         "data_digest": digest, "val_loss": f"{metrics['val_loss']:.4f}",
         "git_commit": run.data.tags.get("git_commit", "unknown")})
 

@@ -3,18 +3,21 @@ confusion matrix, logged to the training run with the datasets they were measure
 and a model card (beside the TF-IDF baseline's figures) on the registered version."""
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 
-from ..command import stage_command
-from ..config import Params
-from ..data import load_reviews, review_tables
-from ..evaluation import classification_metrics, plot_confusion, predict_reviews
-from ..inference import load_sentiment_model
-from ..outputs import (METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json,
-                       read_provenance, require, sha256_file, write_json)
-from ..runtime import setup_for
-
+from ..core.command import stage_command
+from ..core.config import Params, SentimentParams
+from ..core.outputs import (METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB, read_json,
+                            read_provenance, require, sha256_file, write_json)
+from ..mlops import tracking
+from ..mlops.model_card import attach_card, card_markdown
+from ..sentiment.metrics import classification_metrics, plot_confusion
+from ..sentiment.predict import load_sentiment_model, predict_reviews
+from ..sentiment.reviews import load_reviews, review_tables
+from ..sentiment.serving import INTENDED_USE, LIMITS, NAME
+from ..training.runtime import setup_for
 
 def _write_confusion(labels: np.ndarray, probs: np.ndarray, accuracy: float) -> None:
     plot_dir = PLOTS / "sentiment"
@@ -41,12 +44,10 @@ def evaluate_sentiment(params: Params) -> dict:
     labels, probs, test = results["test"]
     metrics = {**{f"test_{k}": v for k, v in test.items()},
                **{f"val_{k}": v for k, v in results["val"][2].items()},
-               "best_epoch": info["best_round"], "test_reviews": int(len(labels))}
+               "best_epoch": info["best_epoch"], "test_reviews": int(len(labels))}
     write_json(METRICS / "sentiment.json", metrics)
     _write_confusion(labels, probs, test["accuracy"])
 
-    import mlflow
-    from .. import tracking  # mlflow: imported only where a run is logged
     with tracking.open_training_run("sentiment", sha256_file(MODEL_SENTIMENT / "model.pt"),
                                     "evaluate_sentiment") as run:
         digest = tracking.content_digest(PREPARED_IMDB)
@@ -63,9 +64,7 @@ def evaluate_sentiment(params: Params) -> dict:
     return metrics
 
 
-def _attach_card(run, metrics: dict, baseline: dict, p, digest: str) -> None:
-    from ..model_card import SENTIMENT_LIMITS, SENTIMENT_USE, attach_card, card_markdown
-    from ..serving import SENTIMENT_NAME
+def _attach_card(run, metrics: dict, baseline: dict, p: SentimentParams, digest: str) -> None:
     summary = read_json(PREPARED_IMDB / "summary.json")
     n = summary["reviews"]
     source = read_provenance("imdb").get("url", "a DVC remote")
@@ -78,11 +77,11 @@ def _attach_card(run, metrics: dict, baseline: dict, p, digest: str) -> None:
                ("validation accuracy", f"{metrics['val_accuracy']:.4f}"),
                ("TF-IDF + logistic regression, same test reviews",
                 f"{baseline['test_accuracy']:.4f}")]
-    card = card_markdown(f"{SENTIMENT_NAME}: IMDb review sentiment",
+    card = card_markdown(f"{NAME}: IMDb review sentiment",
                          "Embedding + LSTM classifier of raw review text (the tokenizer and "
                          "vocabulary travel with the model): label and probability.",
-                         data, p.model_dump(), results, SENTIMENT_USE, SENTIMENT_LIMITS)
-    attach_card(SENTIMENT_NAME, run, card, {
+                         data, p.model_dump(), results, INTENDED_USE, LIMITS)
+    attach_card(NAME, run, card, {
         "data_digest": digest, "test_accuracy": f"{metrics['test_accuracy']:.4f}",
         "baseline_test_accuracy": f"{baseline['test_accuracy']:.4f}",
         "git_commit": run.data.tags.get("git_commit", "unknown")})

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..command import stage_command
-from ..config import Params
-from ..outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, require, staged_dir, write_json
-from ..text import CharVocab
+from ..charlm.vocab import CharVocab
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, require, staged_dir, write_json
 
 
 def prepare_gutenberg(params: Params) -> dict:

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..command import stage_command
-from ..config import Params
-from ..errors import ConfigError
-from ..outputs import PREPARED_IMDB, RAW_IMDB, read_json, require, staged_dir, write_json
-from ..text import UNK_ID, Vocab, encode_reviews, tokenize_many
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.errors import ConfigError
+from ..core.outputs import PREPARED_IMDB, RAW_IMDB, read_json, require, staged_dir, write_json
+from ..sentiment.text import UNK_ID, Vocab, encode_reviews, tokenize_many
 
 
 def split_train_val(train: pd.DataFrame, val_size: int, split_by: str, seed: int) -> np.ndarray:

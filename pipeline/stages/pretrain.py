@@ -17,23 +17,24 @@ import shutil
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
-
 import pandas as pd
 import torch
 
-from .. import embeddings
-from ..command import stage_command
-from ..config import Params
-from ..data import ReviewSet, load_reviews, review_tables
-from ..evaluation import plot_history
-from ..models import build_word_lm
-from ..outputs import (MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, read_json, read_provenance,
-                       require, staged_dir, write_json)
-from ..runner import TrainingRun, train_and_track
-from ..tasks import WordLMTask, review_stream
-from ..text import PAD_ID, Vocab
-from ..runtime import setup_for
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import (MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, read_json, read_provenance,
+                            require, staged_dir, write_json)
+from ..mlops import tracking
+from ..mlops.plots import plot_history
+from ..sentiment import embeddings
+from ..sentiment.pretraining import pretraining_text, review_stream
+from ..sentiment.reviews import load_reviews, review_tables
+from ..sentiment.text import PAD_ID, Vocab
+from ..sentiment.wordlm import WordLMTask, build_word_lm
+from ..training.runtime import setup_for
+from ..training.tracked import TrainingRun, train_and_track
 
 PLOT_DIR = PLOTS / "pretrain"  # what there is to look at depends on the choice
 # Words whose nearest neighbours show whether the vectors learned anything.
@@ -50,20 +51,8 @@ def pretrain(params: Params) -> dict:
     return pretrain_lm(params)
 
 
-def pretraining_text(splits: dict[str, ReviewSet], seed: int | None = None) -> torch.Tensor:
-    """The training reviews, then the unlabelled ones (if any), each review whole and
-    followed by <pad>; each part shuffled when `seed` is given."""
-    parts = [splits["train"]] + ([splits["unsup"]] if "unsup" in splits else [])
-    if len(parts) == 1:
-        print("no unlabelled reviews in the data (the archive has no train/unsup): "
-              "pretraining on the labelled training reviews only")
-    return torch.cat([review_stream(part, seed) for part in parts])
-
-
 def pretrain_embeddings(params: Params) -> dict:
     """PPMI + SVD word vectors of the pretraining text, as an embedding-only encoder."""
-    import mlflow
-    from .. import tracking  # mlflow: imported only where a run is logged
     p, s = params.pretrain, params.sentiment
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
     exp_id = tracking.experiment_id(tracking.connect(), "pretrain")  # fail before the work
@@ -120,7 +109,7 @@ def pretrain_lm(params: Params) -> dict:
     train = pretraining_text(splits, seed=params.seed)
     val = review_stream(splits["val"])[:p.eval_tokens]
     model = build_word_lm(len(vocab), s, p)
-    _clear_plots()  # the runner draws the LM's curves here
+    _clear_plots()  # train_and_track draws the LM's curves here
     task = WordLMTask(train, val, p, params.seed, device)
 
     def write_extra(out):
@@ -146,7 +135,7 @@ def _skip() -> dict:
     with staged_dir(MODEL_PRETRAIN) as out:
         write_json(out / "skipped.json", note)
     _clear_plots()
-    pd.DataFrame(columns=["round", "step", "train_loss", "val_loss"]).to_csv(
+    pd.DataFrame(columns=["evaluation", "step", "train_loss", "val_loss"]).to_csv(
         PLOT_DIR / "history.csv", index=False)  # an empty table: there is no LM history
     print(note["note"])
     return note

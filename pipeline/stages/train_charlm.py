@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import shutil
 
-from ..command import stage_command
-from ..config import Params
-from ..data import load_chars
-from ..models import build_charlm
-from ..outputs import MODEL_CHARLM, PREPARED_GUTENBERG, require
-from ..runner import TrainingRun, train_and_track
-from ..tasks import CharTask
-from ..text import CharVocab
-from ..runtime import setup_for
+from ..charlm.data import load_chars
+from ..charlm.model import build_charlm
+from ..charlm.serving import log_charlm_model
+from ..charlm.task import CharTask
+from ..charlm.vocab import CharVocab
+from ..core.command import stage_command
+from ..core.config import Params
+from ..core.outputs import MODEL_CHARLM, PREPARED_GUTENBERG, require
+from ..training.runtime import setup_for
+from ..training.tracked import TrainingRun, train_and_track
 
 
 def train_charlm(params: Params) -> dict:
     """Train the character LSTM (gradient clipping, checkpoints, MLflow)."""
-    from ..serving import log_charlm_model  # mlflow.pyfunc: imported only by training
     p = params.charlm
     device = setup_for(params)
     require(PREPARED_GUTENBERG / "train.npy", "the encoded book", "prepare_gutenberg")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import shutil
 
-from ..command import stage_command
-from ..config import Params
-from ..data import load_reviews, review_tables
-from ..inference import pretrained_encoder
-from ..models import ENCODER_PREFIXES, build_sentiment, load_encoder
-from ..outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, PREPARED_IMDB, require, sha256_file
-from ..runner import TrainingRun, train_and_track
-from ..tasks import SentimentTask
-from ..text import Vocab
-from ..runtime import setup_for
+from ..core.command import stage_command
+from ..core.config import Params, SentimentParams
+from ..core.outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, PREPARED_IMDB, require, sha256_file
+from ..sentiment.model import ENCODER_PREFIXES, SentimentLSTM, build_sentiment, load_encoder
+from ..sentiment.predict import pretrained_encoder
+from ..sentiment.reviews import load_reviews, review_tables
+from ..sentiment.serving import log_sentiment_model
+from ..sentiment.task import SentimentTask
+from ..sentiment.text import Vocab
+from ..training.runtime import setup_for
+from ..training.tracked import TrainingRun, train_and_track
 
-
-def _start_from_pretrained(model, p) -> tuple[dict, dict]:
+def _start_from_pretrained(model: SentimentLSTM, p: SentimentParams) -> tuple[dict, dict]:
     """Load what pretrain learned; (params to log, lr scales)."""
     if p.pretrained == "none":
         return {}, {}
@@ -32,7 +32,6 @@ def _start_from_pretrained(model, p) -> tuple[dict, dict]:
 
 def train_sentiment(params: Params) -> dict:
     """Train the review classifier (gradient clipping, checkpoints, MLflow)."""
-    from ..serving import log_sentiment_model  # mlflow.pyfunc: imported only by training
     p = params.sentiment
     device = setup_for(params)
     require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
@@ -52,9 +51,9 @@ def train_sentiment(params: Params) -> dict:
         log_model=log_sentiment_model, extra_params=provenance, lr_scales=lr_scales,
         inputs=lambda: review_tables(PREPARED_IMDB, ("train", "val")))
     result = train_and_track(spec, params, model, task, device)
-    print(f"best epoch {result.best_round}: validation accuracy "
+    print(f"best epoch {result.best_period}: validation accuracy "
           f"{result.best_metrics['val_accuracy']:.4f} -> {MODEL_SENTIMENT}")
-    return {"best_epoch": result.best_round, **result.best_metrics}
+    return {"best_epoch": result.best_period, **result.best_metrics}
 
 
 main = stage_command(train_sentiment, distributed=True)

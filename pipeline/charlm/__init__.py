@@ -1,0 +1,1 @@
+"""The character language model on Jules Verne's The Mysterious Island."""

@@ -1,0 +1,30 @@
+"""The text the classifier is pretrained on: the training reviews and the unlabelled
+ones, each review whole and followed by <pad> as an end-of-review word."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .reviews import ReviewSet
+from .text import PAD_ID
+
+
+def review_stream(reviews: ReviewSet, seed: int | None = None) -> torch.Tensor:
+    """Every review, whole, each followed by <pad>; shuffled when `seed` is given."""
+    order = np.arange(len(reviews)) if seed is None else (
+        np.random.default_rng(seed).permutation(len(reviews)))
+    end = np.array([PAD_ID], dtype=np.int64)
+    # Whole reviews, whatever head/tail cut the classifier reads.
+    parts = [part for i in order for part in (
+        reviews.tokens[reviews.offsets[i]:reviews.offsets[i] + reviews.full_lengths[i]], end)]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+def pretraining_text(splits: dict[str, ReviewSet], seed: int | None = None) -> torch.Tensor:
+    """The training reviews, then the unlabelled ones (if any); each part shuffled when
+    `seed` is given."""
+    parts = [splits["train"]] + ([splits["unsup"]] if "unsup" in splits else [])
+    if len(parts) == 1:
+        print("no unlabelled reviews in the data (the archive has no train/unsup): "
+              "pretraining on the labelled training reviews only")
+    return torch.cat([review_stream(part, seed) for part in parts])

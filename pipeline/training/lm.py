@@ -1,0 +1,111 @@
+"""What the two language models share (the char LM, and the word LM that pretrains the
+classifier): truncated backpropagation through time over contiguous streams, and the
+task the training loop runs for a language model.
+
+Truncated BPTT: the text is cut into `batch_size` contiguous streams read in windows of
+`seq_len`. Row b of consecutive batches continues the same stream, so the LSTM state at
+the end of one window is the right initial state for the next; it is detached there, so
+gradients stop at the window edge.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, NamedTuple
+
+import torch
+
+from ..core.config import LanguageModelParams
+from .runtime import shard
+
+
+class StreamBatches:
+    """The text as `batch_size` contiguous streams, read in windows of `seq_len`."""
+
+    def __init__(self, text: torch.Tensor, seq_len: int, batch_size: int):
+        per_stream = (len(text) - 1) // batch_size
+        if per_stream < seq_len:
+            raise ValueError(f"text of {len(text)} characters is too short for "
+                             f"{batch_size} streams of at least {seq_len + 1}")
+        self.inputs = text[:per_stream * batch_size].view(batch_size, per_stream).long()
+        self.targets = text[1:per_stream * batch_size + 1].view(batch_size, per_stream).long()
+        self.seq_len = seq_len
+        self.windows_per_pass = per_stream // seq_len
+
+    def window(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window k (wrapping around the text); k % windows_per_pass == 0 starts a pass."""
+        start = (k % self.windows_per_pass) * self.seq_len
+        return (self.inputs[:, start:start + self.seq_len],
+                self.targets[:, start:start + self.seq_len])
+
+
+def iterate_streams(text: torch.Tensor, seq_len: int,
+                    batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass over `text` as `batch_size` streams, for stateful evaluation."""
+    streams = StreamBatches(text, seq_len, batch_size)
+    for k in range(streams.windows_per_pass):
+        yield streams.window(k)
+
+
+class WindowBatch(NamedTuple):
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    weight: float        # makes the summed loss a per-item mean of the global batch
+    new_pass: bool       # first window of a pass over the streams: start from a zero state
+
+
+class LanguageModelTask:
+    """`steps` optimisation steps on truncated-BPTT windows, evaluated every `eval_every`
+    steps; the validation loss picks the best evaluation. Subclasses say how the model
+    scores a window (`window_loss`) and how validation is measured (`evaluate`)."""
+    metric, mode, period_name = "val_loss", "min", "evaluation"
+    item_name = "tokens"
+
+    def __init__(self, train: torch.Tensor, val: torch.Tensor, p: LanguageModelParams,
+                 seed: int, device: torch.device, tbptt: bool = True):
+        self.train, self.val, self.p, self.seed, self.device = train, val, p, seed, device
+        self.streams = StreamBatches(train, p.seq_len, p.batch_size) if tbptt else None
+        self.state = None
+
+    def periods(self) -> int:
+        return math.ceil(self.p.steps / self.p.eval_every)
+
+    def steps_in_period(self, r: int) -> int:
+        return min(self.p.eval_every, self.p.steps - r * self.p.eval_every)
+
+    def period_label(self, r: int) -> str:
+        first = r * self.p.eval_every
+        return f"steps {first + 1}-{first + self.steps_in_period(r)}/{self.p.steps}"
+
+    def _rows(self) -> tuple[slice, float]:
+        # Under DDP each process takes its own rows (its own streams).
+        rows, weight = shard(self.p.batch_size)
+        return rows, weight / self.p.seq_len
+
+    def batches(self, r: int):
+        rows, weight = self._rows()
+        first = r * self.p.eval_every
+        for k in range(first, first + self.steps_in_period(r)):
+            x, y = self.streams.window(k)
+            yield WindowBatch(x[rows].to(self.device), y[rows].to(self.device), weight,
+                              k % self.streams.windows_per_pass == 0)
+
+    def window_loss(self, model, inputs: torch.Tensor, targets: torch.Tensor, state):
+        """(summed loss over the window's targets, the state at its end)."""
+        raise NotImplementedError
+
+    def loss(self, model, batch: WindowBatch):
+        start = None if (self.streams is None or batch.new_pass) else self.state
+        loss, state = self.window_loss(model, batch.inputs, batch.targets, start)
+        if self.streams is not None:
+            self.state = tuple(s.detach() for s in state)
+        return loss * batch.weight, batch.targets.numel()
+
+    def evaluate(self, model) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"state": None if self.state is None else tuple(s.cpu() for s in self.state)}
+
+    def load_state_dict(self, state: dict) -> None:
+        s = state.get("state")
+        self.state = None if s is None else tuple(t.to(self.device) for t in s)
