@@ -38,8 +38,8 @@ def results_table(metrics_dir: Path = Path("metrics")) -> str:
              "| --- | --- | --- |"]
     for name, key, label, fmt, book in ROWS:
         lines.append(f"| {label} | {fmt.format(metrics[name][key])} | {book} |")
-    return "\n".join(lines + _time_rows(metrics_dir / "stage_times.json")
-                      + _seed_rows(metrics_dir / "seeds.json"))
+    rows = lines + _time_rows(metrics_dir / "stage_times.json")
+    return "\n".join(rows + _seed_rows(metrics_dir / "seeds.json"))
 
 
 def _time_rows(path: Path) -> list[str]:
