@@ -22,6 +22,8 @@ from .core.errors import PipelineError
 from .dvcgraph import print_code_deps
 from .report import results_table, with_table
 
+SMOKE_RECIPE = Path("recipes/smoke.yaml")
+
 # The stages of dvc.yaml, by command name: (module in pipeline/stages, one-line help).
 # A stage module is imported only when its command runs: it loads torch and MLflow.
 STAGES = {
@@ -59,8 +61,8 @@ class PipelineGroup(click.Group):
 
 @click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """IMDb sentiment LSTM and Jules Verne char-LSTM: the stages of dvc.yaml, and the
-    commands that use their outputs. Run from the repository root."""
+    """IMDb sentiment LSTM and Jules Verne char-LSTM: the stages of dvc.yaml, the commands
+    that use their outputs, and those that run recipes. Run from the repository root."""
 
 
 def _read_lines(stream) -> list[str]:
@@ -139,8 +141,6 @@ def smoke(name: str | None) -> None:
     """Every stage on the real data at small sizes: `recipe recipes/smoke.yaml`."""
     run_recipe(SMOKE_RECIPE, name)
 
-
-SMOKE_RECIPE = Path("recipes/smoke.yaml")
 
 
 def recipe_overrides(recipe_file: Path) -> dict:
