@@ -8,6 +8,7 @@ with skops, which loads only the types it is told to trust, not arbitrary pickle
 """
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 
@@ -31,6 +32,8 @@ from .sentiment.text import Vocab, known_words_text
 
 NAME = "sentiment-tfidf"
 
+log = logging.getLogger(__name__)
+
 
 def review_texts(reviews: ReviewSet, words: np.ndarray) -> list[str]:
     """The tokenised reviews as space-joined words (tokens never contain spaces)."""
@@ -52,7 +55,7 @@ def search_c(features: dict, labels: dict, p: BaselineParams) -> list[dict]:
             mlflow.log_metrics({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
         search.append({"C": c, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
                        "model": clf})
-        print(f"C={c:g}: validation accuracy {val['accuracy']:.4f}")
+        log.info("C=%g: validation accuracy %.4f", c, val["accuracy"])
     return search
 
 
@@ -75,9 +78,9 @@ def fit_tfidf(p: BaselineParams) -> tuple[dict, object, dict, list[dict], np.nda
         features[name] = vectorizer.transform(texts[name])
     search = search_c(features, labels, p)
     best = max(search, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
-    results = {name: classification_metrics(labels[name],
-                                             best["model"].predict_proba(features[name])[:, 1])
-               for name in ("val", "test")}
+    results = {name: classification_metrics(
+        labels[name], best["model"].predict_proba(features[name])[:, 1])
+        for name in ("val", "test")}
     metrics = {**{f"test_{k}": v for k, v in results["test"].items()},
                **{f"val_{k}": v for k, v in results["val"].items()},
                "best_C": best["C"], "features": len(vectorizer.vocabulary_),
@@ -103,10 +106,10 @@ def top_features(vectorizer, clf, n: int = 20) -> pd.DataFrame:
     return pd.DataFrame({"feature": names[top], "weight": coef[top]})
 
 
-def log_tfidf_model(vectorizer, clf, words: np.ndarray) -> str:
-    """The fitted vectorizer and classifier behind the project's tokenizer, as a
-    registered MLflow scikit-learn model: raw review text in, label (1 positive) out.
-    Returns the registered version."""
+def log_tfidf_model(vectorizer, clf, words: np.ndarray, register: bool = True) -> str | None:
+    """The fitted vectorizer and classifier behind the project's tokenizer, as an MLflow
+    scikit-learn model: raw review text in, label (1 positive) out. Returns the version
+    registered (None when not asked to register)."""
     reader = FunctionTransformer(known_words_text, kw_args={"words": frozenset(words)})
     example = pd.DataFrame({"text": ["A wonderful film, I loved it :)", "Dull and far too long."]})
     info = mlflow.sklearn.log_model(
@@ -115,7 +118,7 @@ def log_tfidf_model(vectorizer, clf, words: np.ndarray) -> str:
         signature=ModelSignature(inputs=Schema([ColSpec("string", "text")]),
                                  outputs=Schema([ColSpec("long")])),
         pip_requirements=pinned(["mlflow", "numpy", "scikit-learn", "scipy", "skops"]),
-        registered_model_name=NAME,
+        registered_model_name=NAME if register else None,
         skops_trusted_types=["builtins.frozenset",
                              f"{known_words_text.__module__}.known_words_text"])
     return info.registered_model_version

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import yaml
 
+from .core import logs
 from .core.config import flatten
 from .core.errors import PipelineError
 from .dvcgraph import print_code_deps
@@ -30,7 +31,8 @@ STAGES = {
     "acquire-imdb": ("acquire_imdb", "Download the IMDb archive, verify, extract, check."),
     "acquire-gutenberg": ("acquire_gutenberg", "Download eBook #1268, strip the licence text."),
     "prepare-imdb": ("prepare_imdb", "Tokenise, split, build the vocabulary, encode."),
-    "prepare-gutenberg": ("prepare_gutenberg", "Character vocabulary, encoded text, held-out tail."),
+    "prepare-gutenberg": ("prepare_gutenberg",
+                          "Character vocabulary, encoded text, held-out tail."),
     "pretrain": ("pretrain", "Word vectors (or a word LM) for the classifier."),
     "train-sentiment": ("train_sentiment", "Train the review classifier."),
     "evaluate-sentiment": ("evaluate_sentiment", "Score the classifier on the test reviews."),
@@ -63,6 +65,7 @@ class PipelineGroup(click.Group):
 def main() -> None:
     """IMDb sentiment LSTM and Jules Verne char-LSTM: the stages of dvc.yaml, the commands
     that use their outputs, and those that run recipes. Run from the repository root."""
+    logs.setup()  # what predict, generate and the rest log goes to stderr, like a stage's
 
 
 def _read_lines(stream) -> list[str]:
@@ -76,7 +79,10 @@ def _read_lines(stream) -> list[str]:
               help="read reviews from this file, one per line ('-' for stdin)")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("data/models/sentiment"), show_default=True)
-def predict(texts: tuple[str, ...], file_, model_dir: Path) -> None:
+@click.option("--champion", is_flag=True,
+              help="use the registry's sentiment-lstm@champion (the store MLFLOW_TRACKING_URI "
+                   "names, else the local mlflow.db) instead of --model-dir")
+def predict(texts: tuple[str, ...], file_, model_dir: Path, champion: bool) -> None:
     """Sentiment of review TEXTS (or of each line of --file / stdin): label and
     probability of 'positive'."""
     reviews = list(texts)
@@ -89,13 +95,31 @@ def predict(texts: tuple[str, ...], file_, model_dir: Path) -> None:
         raise click.UsageError("give review texts, --file FILE, or pipe reviews on stdin")
     from .sentiment.predict import predict_texts  # torch: only when predicting
     try:
-        results = predict_texts(reviews, model_dir)
+        loaded = _champion_sentiment() if champion else None
+        results = predict_texts(reviews, model_dir, loaded=loaded)
     except (FileNotFoundError, PipelineError) as exc:
         raise click.ClickException(str(exc)) from exc
     for text, (label, prob, known) in zip(reviews, results):
         snippet = text if len(text) <= 60 else text[:57] + "..."
         note = "\t(no known word: the model saw nothing to judge)" if known == 0 else ""
         click.echo(f"{label}\t{prob:.4f}\t{snippet}{note}")
+
+
+def _champion_sentiment():
+    """The registered champion's model, loaded as serving loads it."""
+    import mlflow  # only when asked for
+    from .mlops import tracking
+    from .mlops.registry import CHAMPION
+    from .sentiment.serving import NAME
+    tracking.connect()
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION}")
+    except mlflow.exceptions.MlflowException as exc:
+        raise PipelineError(f"no {NAME}@{CHAMPION} in {tracking.tracking_uri()}: "
+                            f"{str(exc).splitlines()[0][:200]}. Run `dvc repro` on the "
+                            "whole data set first (docs/serving.md says how the champion "
+                            "is chosen).") from exc
+    return model.unwrap_python_model().loaded
 
 
 @main.command()
@@ -140,7 +164,6 @@ def recipe(recipe_file: Path, name: str | None) -> None:
 def smoke(name: str | None) -> None:
     """Every stage on the real data at small sizes: `recipe recipes/smoke.yaml`."""
     run_recipe(SMOKE_RECIPE, name)
-
 
 
 def recipe_overrides(recipe_file: Path) -> dict:

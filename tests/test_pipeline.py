@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.outputs import sha256_file
-from pipeline.mlops.tracking import cpu_name
+from pipeline.mlops.lineage import cpu_name
 from pipeline.dvcgraph import closure, stage_module
 from tests.repo import (ALL_STAGES, N_PER_CLASS, N_UNLABELLED, env, make_repo, run,
                         stages_run)
@@ -82,6 +83,15 @@ def test_sentiment_run_is_tracked(repo):
     assert r.data.tags["dvc_stage"] == "train_sentiment"
     assert r.data.tags["device"] == "cpu"
     assert r.data.tags["cpu"] == cpu_name()  # floats may differ in the last bits by CPU model
+    # What made it: the stage's params and deps by digest, the library versions.
+    assert len(r.data.tags["params_digest"]) == 64 and len(r.data.tags["deps_digest"]) == 64
+    assert r.data.tags["torch_version"] == torch.__version__
+    assert r.data.tags["cuda_version"] == "none" and r.data.tags["git_dirty"] == "false"
+    # Each stage's log, on the run: the training's and the evaluation's.
+    logs = {a.path for a in c.list_artifacts(r.info.run_id, "logs")}
+    assert logs == {"logs/train_sentiment.log", "logs/evaluate_sentiment.log"}
+    text = (Path(c.download_artifacts(r.info.run_id, "logs/evaluate_sentiment.log")).read_text())
+    assert "test accuracy" in text and "\r" not in text
     assert r.data.params["sentiment.epochs"] == "2"
     assert r.data.params["seed"] == "1"
     # Provenance of the downloaded archive travels with the run.
@@ -116,6 +126,16 @@ def test_sentiment_run_is_tracked(repo):
     assert f"| test accuracy | {metrics['test_accuracy']:.4f} |" in card
     assert f"{baseline['test_accuracy']:.4f}" in card
     assert versions[0].tags["test_accuracy"] == f"{metrics['test_accuracy']:.4f}"
+    # The champion decision, on the evidence of the whole validation reviews against the
+    # baseline on the same reviews.
+    tags = versions[0].tags
+    assert tags["eval_metric"] == "val_accuracy"
+    assert float(tags["eval_value"]) == metrics["val_accuracy"]
+    assert tags["eval_data_digest"] == baseline["val_data_digest"]
+    assert float(tags["baseline_value"]) == baseline["val_accuracy"]
+    beats = (metrics["val_accuracy"], -metrics["val_loss"]) > (baseline["val_accuracy"],
+                                                               -baseline["val_loss"])
+    assert tags["champion_decision"].startswith("promoted" if beats else "not promoted")
     assert len(versions[0].tags["data_digest"]) == 64
     assert "model_card.md" in {a.path for a in c.list_artifacts(r.info.run_id)}
     # The test figures are linked to the logged model and the test dataset.
@@ -366,6 +386,13 @@ def test_queued_experiments_log_to_the_repo_store(repo_copy):
     assert len(runs) == before + 2
     queued = [r for r in runs if "dvc_experiment" in r.data.tags]
     assert sorted(r.data.params["sentiment.lr"] for r in queued) == ["0.003", "0.004"]
+    # The params DVC changed are the run's params, not dirt; the baseline commit and the
+    # digests say what made each run.
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert {r.data.tags["git_dirty"] for r in queued} == {"false"}
+    assert {r.data.tags["dvc_baseline_rev"] for r in queued} == {head}
+    assert len({r.data.tags["params_digest"] for r in queued}) == 2
+    assert len({r.data.tags["deps_digest"] for r in queued}) == 1
     assert all("test_accuracy" in r.data.metrics for r in queued)
     # The artifacts are in the repository's store too, not in a deleted temporary copy.
     for r in queued:
@@ -373,3 +400,28 @@ def test_queued_experiments_log_to_the_repo_store(repo_copy):
         assert ".dvc/tmp/exps" not in r.info.artifact_uri
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert "0.003" in shown and "0.004" in shown
+
+
+def test_a_fresh_clone_fills_an_empty_store(repo_copy, tmp_path):
+    """A fresh clone of a commit with its lock, metrics and plots, no DVC cache and no
+    MLflow store: `dvc repro` re-runs every stage with an output in DVC's cache, the
+    evaluations included, so each training run in the new store has its test figures
+    and model card (the UI can compare the LSTM with the baseline)."""
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "results"], repo_copy)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo_copy), str(clone)], tmp_path)
+    proc = run(["dvc", "repro"], clone, timeout=900)
+    assert {"evaluate_sentiment", "evaluate_charlm"} <= set(stages_run(proc.stdout))
+    assert run(["dvc", "status"], clone).stdout.strip() == "Data and pipelines are up to date."
+    c = client(clone)
+    for experiment, stage, figure in (("sentiment", "train_sentiment", "test_accuracy"),
+                                      ("sentiment", "train_baseline", "test_accuracy"),
+                                      ("charlm", "train_charlm", "final_val_loss")):
+        [r] = [r for r in c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+               if r.data.tags.get("dvc_stage") == stage]
+        assert figure in r.data.metrics, (stage, sorted(r.data.metrics))
+    for experiment in ("sentiment", "charlm"):
+        [r] = [r for r in c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+               if r.data.tags.get("dvc_eval_stage")]
+        assert "model_card.md" in {a.path for a in c.list_artifacts(r.info.run_id)}

@@ -99,20 +99,22 @@ def test_pretraining_off_writes_a_note_and_no_model(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["skipped.json"]
     # No chart of nothing: an empty LM history table is all there is to plot.
     assert sorted(p.name for p in (tmp_path / "plots/pretrain").iterdir()) == ["history.csv"]
-    assert (tmp_path / "plots/pretrain/history.csv").read_text() == "evaluation,step,train_loss,val_loss\n"
+    assert ((tmp_path / "plots/pretrain/history.csv").read_text()
+            == "evaluation,step,train_loss,val_loss\n")
     # Nothing there that a classifier asking for pretraining could mistake for a model.
     with pytest.raises(FileNotFoundError, match="pretrain"):
         pretrained_encoder(tmp_path / "vocab.txt", out)
 
 
-def test_pretraining_text_is_training_then_unlabelled_reviews(capsys):
+def test_pretraining_text_is_training_then_unlabelled_reviews(caplog):
     train, unlabelled = [[5, 6, 7], [8, 9]], [[3, 4], [2, 2, 2, 2]]
     both = pretraining_text({"train": _reviews(train), "unsup": _reviews(unlabelled)})
     assert _split(both) == train + unlabelled  # whole reviews, whatever the head/tail cut
-    assert capsys.readouterr().out == ""
-    # An archive without train/unsup: the training reviews alone, and it says so.
+    assert caplog.records == []
+    # An archive without train/unsup: the training reviews alone, and it warns so.
     alone = pretraining_text({"train": _reviews(train)})
     assert _split(alone) == train
-    assert "no unlabelled reviews" in capsys.readouterr().out
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "no unlabelled reviews" in caplog.text
     shuffled = pretraining_text({"train": _reviews(train), "unsup": _reviews(unlabelled)}, seed=3)
     assert sorted(map(tuple, _split(shuffled))) == sorted(map(tuple, train + unlabelled))

@@ -37,6 +37,11 @@ def test_smoke_run_is_a_tracked_experiment_that_leaves_the_workspace_alone(fixtu
     assert len(runs) == 1 and runs[0].data.params["sentiment.epochs"] == "2"
     assert runs[0].info.run_name.startswith("train_sentiment-smoke-test")
     assert "test_accuracy" in runs[0].data.metrics
+    # A smoke run is no candidate for serving: its models are logged on the runs, but no
+    # version is registered, so it can never take `champion` from a full run.
+    for name in ("sentiment-lstm", "sentiment-tfidf", "charlm-lstm"):
+        assert client.search_model_versions(f"name = '{name}'") == [], name
+    assert client.search_logged_models([exp.experiment_id])
     # The workspace is as it was: no outputs, params untouched.
     assert (repo / "params.yaml").read_text() == params_before
     assert not (repo / "data/models/sentiment").exists()

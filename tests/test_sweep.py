@@ -47,6 +47,8 @@ def test_two_workers_sweep_loses_nothing(fixture_data, tmp_path):
     assert "Failed" in status, status
     logs = run(["dvc", "queue", "logs", "diverges"], repo)
     assert "failed to reproduce 'train_sentiment'" in logs.stdout
+    # A worker's log is lines, not progress-bar frames.
+    assert "\r" not in logs.stdout and "Running stage 'train_sentiment'" in logs.stdout
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("sentiment")
@@ -58,8 +60,9 @@ def test_two_workers_sweep_loses_nothing(fixture_data, tmp_path):
     for lr in LRS:
         r = by_lr[lr]
         assert r.info.status == "FINISHED"
+        assert r.data.tags["git_dirty"] == "false"
         assert "test_accuracy" in r.data.metrics and "best_val_accuracy" in r.data.metrics
     failed = by_lr[DIVERGING_LOGGED]
     assert failed.info.status == "FAILED"
     assert failed.data.tags["error"].startswith("TrainingDiverged: loss became")
-    assert [a.path for a in client.list_artifacts(failed.info.run_id)] == ["error.txt"]
+    assert [a.path for a in client.list_artifacts(failed.info.run_id)] == ["error.txt", "logs"]

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import gzip
 import hashlib
+import logging
 import os
 import random
 import shutil
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import requests
-from tqdm.auto import tqdm
 
+from ..core import logs
 from ..core.errors import ArchiveError, ConfigError, DownloadError
 # sha256_file is also part of this module's interface: callers import it from here.
 from ..core.outputs import read_json, sha256_file, staged_dir, write_json
@@ -36,6 +37,8 @@ _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # What gzip, zlib and tarfile raise for an archive that is cut short or damaged.
 _CORRUPT_ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.ReadError,
                            tarfile.CompressionError)
+
+log = logging.getLogger(__name__)
 
 
 class _TransientError(Exception):
@@ -92,7 +95,7 @@ def _open_http(session: requests.Session, url: str, offset: int, timeout: tuple)
     if offset and (status == 416 or status == 206 and not resp.headers.get(
             "Content-Range", "").startswith(f"bytes {offset}-")):
         resp.close()
-        tqdm.write(f"{url}: cannot resume at byte {offset}; downloading from the start")
+        log.info("%s: cannot resume at byte %d; downloading from the start", url, offset)
         return _open_http(session, url, 0, timeout)
     if status not in (200, 206):
         resp.close()
@@ -129,9 +132,10 @@ def _copy(source: _Source, part: Path, url: str, progress: bool) -> None:
     """Write the stream into `part` from `source.start`, fsynced for the rename to come."""
     written = source.start
     mode = "r+b" if source.start and part.exists() else "wb"
-    with open(part, mode) as out, tqdm(total=source.total, initial=source.start, unit="B",
-                                       unit_scale=True, unit_divisor=1024, disable=not progress,
-                                       desc=part.name.removesuffix(".part")) as bar:
+    with open(part, mode) as out, logs.progress(
+            total=source.total, initial=source.start, unit="B", unit_scale=True,
+            unit_divisor=1024, disable=None if progress else True,
+            desc=part.name.removesuffix(".part")) as bar:
         out.seek(source.start)
         out.truncate()  # drop anything past the resume point
         try:
@@ -175,8 +179,8 @@ def _download(url: str, part: Path, retries: int, backoff: float, timeout: tuple
                 # Jitter keeps clients that failed together from retrying together.
                 delay = exc.retry_after if exc.retry_after is not None else (
                     backoff * 2 ** attempt + random.uniform(0, backoff))
-                tqdm.write(f"{exc} (attempt {attempt + 1} of {retries + 1}); "
-                           f"retrying in {delay:.1f} s")
+                log.warning("%s (attempt %d of %d); retrying in %.1f s", exc, attempt + 1,
+                            retries + 1, delay)
                 time.sleep(delay)
 
 

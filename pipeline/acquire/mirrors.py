@@ -19,12 +19,12 @@ with every MLflow run on the data.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from tqdm.auto import tqdm
 
 from ..core.errors import ConfigError, DownloadError
 from ..core.outputs import DOWNLOADS, PROVENANCE, repo_root, write_json
@@ -34,6 +34,8 @@ MIRRORS_FILE = "mirrors.local.yaml"
 MIRRORS_ENV = "PIPELINE_MIRRORS"
 ORDERS = ("official_first", "mirrors_first")
 DATASETS = ("imdb", "gutenberg")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def fetch_first(name: str, official: Source) -> tuple[Path, dict]:
             fetched = fetch(source.url, dest, source.sha256)
         except DownloadError as exc:
             failures.append(f"{source.url}: {exc}")
-            tqdm.write(f"{name}: {source.url} failed ({exc}); trying the next source")
+            log.warning("%s: %s failed (%s); trying the next source", name, source.url, exc)
             continue
         provenance = {**fetched, "dataset": name, "official_url": official.url,
                       "failed_before": failures}

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from .data import random_windows
 from .model import CharLSTM
 
+
 def loss_report(nats: float) -> dict[str, float]:
     return {"loss": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats)}
 
@@ -62,5 +63,3 @@ def windowed_loss(model: CharLSTM, text: torch.Tensor, device: torch.device, seq
                                  y.to(device).reshape(-1), reduction="sum").item()
         count += y.numel()
     return total / count
-
-

@@ -6,6 +6,7 @@ A stage module defines one function `<stage>(params) -> dict` and ends with
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,8 +14,11 @@ from typing import Callable
 
 import click
 
+from . import logs
 from .config import load_params
 from .errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True,
                              type=click.Path(dir_okay=False, path_type=Path),
@@ -53,7 +57,7 @@ def relaunch_distributed(module: str, params_path: Path) -> None:
         return
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={nproc}", "-m", module, "--params", str(params_path)]
-    click.echo(f"launching {nproc} processes: {' '.join(argv[1:])}", err=True)
+    log.info("launching %d processes: %s", nproc, " ".join(argv[1:]))
     sys.stdout.flush()
     os.execv(sys.executable, argv)
 
@@ -65,7 +69,12 @@ def stage_command(stage_fn: Callable, distributed: bool = False) -> click.Comman
     @click.command(stage_fn.__name__.replace("_", "-"), help=stage_fn.__doc__)
     @PARAMS_OPTION
     def command(params_path: Path) -> None:
+        try:
+            logs.setup()  # before relaunch_distributed: its one line is a log line
+        except PipelineError as exc:
+            raise click.ClickException(str(exc)) from exc
         if distributed:
             relaunch_distributed(module, params_path)
-        run_stage(stage_fn, params_path)
+        with logs.stage_log(stage_fn.__name__):
+            run_stage(stage_fn, params_path)
     return command

@@ -24,6 +24,7 @@ MODEL_PRETRAIN = DATA / "models" / "pretrain"
 MODEL_BASELINE = DATA / "models" / "baseline"
 MODEL_CHARLM = DATA / "models" / "charlm"
 EVAL_CHARLM = DATA / "eval" / "charlm"
+EVAL_SENTIMENT = DATA / "eval" / "sentiment"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 

@@ -24,7 +24,8 @@ def card_markdown(title: str, what: str, data: str, recipe: dict[str, Any],
     return "\n".join(lines) + "\n"
 
 
-def attach_card(model_name: str, run: mlflow.ActiveRun, card: str, tags: dict[str, str]) -> str | None:
+def attach_card(model_name: str, run: mlflow.ActiveRun, card: str,
+                tags: dict[str, str]) -> str | None:
     """The card as the description and tags of the version registered from `run`, and as
     an artifact of the run. Returns that version (None if the run registered none)."""
     mlflow.log_text(card, "model_card.md")

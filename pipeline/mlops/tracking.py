@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import platform
-import subprocess
 import traceback
 import warnings
 from pathlib import Path
@@ -23,11 +22,16 @@ import pandas as pd
 
 import mlflow
 import mlflow.data
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ..core import logs
 from ..core.config import flatten
 from ..core.errors import TrackingUnavailable
 from ..core.outputs import read_provenance, repo_root, sha256_file
+from .lineage import lineage_tags
+
+log = logging.getLogger(__name__)
 
 # Bounded waits for an unreachable server (MLflow's own defaults retry for minutes).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -59,47 +63,34 @@ def connect() -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created on first use. Two stages starting at once on a fresh
+    store (queued experiments) may both try to create it: the loser reads it back."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     artifact_location = None
     if tracking_uri() == default_uri():
         artifact_location = (repo_root() / "mlartifacts" / name).as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
-
-
-def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
-def cpu_name() -> str:
-    """The CPU's model name. Float results can differ in the last bits between CPU
-    models (the libraries pick kernels by instruction set), so every run records it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+def run_tags(stage: str, device: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """What made the run (lineage.py) and where it ran."""
+    return {**lineage_tags(stage), "device": device, **(extra or {})}
 
 
-def run_tags(stage: str, device: str) -> dict[str, str]:
-    commit = _git("rev-parse", "HEAD")
-    # dvc.lock and the stage's own outputs change during `dvc repro`; they do not make
-    # the code dirty.
-    dirty = [line for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
-             if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))]
-    tags = {"mlflow.source.git.commit": commit or "unknown", "git_commit": commit or "unknown",
-            "git_dirty": str(bool(dirty)).lower(), "device": device, "cpu": cpu_name(),
-            "dvc_stage": stage}
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    return tags
+def attach_log_when_done(run_id: str) -> None:
+    """The stage's log file goes to this run as `logs/<stage>.log` when the stage ends,
+    whether it succeeded or failed."""
+    def attach(path: Path) -> None:
+        MlflowClient(tracking_uri()).log_artifact(run_id, str(path), "logs")
+    logs.at_stage_end(attach)
 
 
 def run_name(stage: str, seed: int) -> str:
@@ -108,7 +99,8 @@ def run_name(stage: str, seed: int) -> str:
 
 
 def start_run(experiment: str, stage: str, device: str, resume_file: Path,
-              fingerprint: str, name: str | None = None) -> mlflow.ActiveRun:
+              fingerprint: str, name: str | None = None,
+              tags: dict[str, str] | None = None) -> mlflow.ActiveRun:
     """Start the stage's run, or resume the run of a killed attempt with the same
     fingerprint (its id is kept in `resume_file` beside the checkpoint)."""
     client = connect()
@@ -123,10 +115,11 @@ def start_run(experiment: str, stage: str, device: str, resume_file: Path,
         run = mlflow.start_run(run_id=run_id, log_system_metrics=True)
     else:
         run = mlflow.start_run(experiment_id=exp_id, run_name=name,
-                               tags=run_tags(stage, device), log_system_metrics=True)
+                               tags=run_tags(stage, device, tags), log_system_metrics=True)
         resume_file.parent.mkdir(parents=True, exist_ok=True)
         resume_file.write_text(json.dumps({"fingerprint": fingerprint, "run_id": run.info.run_id,
                                            "tracking_uri": tracking_uri()}))
+    attach_log_when_done(run.info.run_id)
     return run
 
 
@@ -141,11 +134,12 @@ def open_training_run(experiment: str, model_sha256: str, stage: str) -> mlflow.
     if found:
         run = mlflow.start_run(run_id=found[0].info.run_id)
     else:
-        print(f"no training run of model {model_sha256[:12]} in {tracking_uri()}: "
-              f"logging the evaluation to a new run")
+        log.warning("no training run of model %s in %s: logging the evaluation to a new "
+                    "run", model_sha256[:12], tracking_uri())
         run = mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}-{model_sha256[:8]}",
                                tags={**run_tags(stage, "cpu"), "model_sha256": model_sha256})
     mlflow.set_tag("dvc_eval_stage", stage)
+    attach_log_when_done(run.info.run_id)
     return run
 
 
@@ -176,7 +170,8 @@ def data_params(summary: dict[str, Any], provenance: dict[str, Any]) -> dict[str
 def final_metrics(metrics: dict) -> dict[str, float]:
     """Evaluation metrics for the training run. Validation figures get a `final_` prefix
     so they do not add a point to the training history of the same name (the char LM's
-    final held-out loss is also computed differently from the estimate at each evaluation during training)."""
+    final held-out loss is also computed differently from the estimate at each evaluation
+    during training)."""
     return {(f"final_{k}" if k.startswith("val_") else k): float(v) for k, v in metrics.items()}
 
 
@@ -190,6 +185,16 @@ def content_digest(data_dir: Path) -> str:
     files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file())
     blob = "".join(f"{p.relative_to(data_dir).as_posix()}:{sha256_file(p)}\n" for p in files)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def split_digest(data: pd.DataFrame | np.ndarray) -> str:
+    """sha256 of one split's content (a table's rows, or an array's bytes): the identity
+    of the data a model was measured on, the same on any machine."""
+    if isinstance(data, pd.DataFrame):
+        raw = pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes()
+    else:
+        raw = np.ascontiguousarray(data).tobytes()
+    return hashlib.sha256(raw).hexdigest()
 
 
 def log_datasets(name: str, splits: dict[str, pd.DataFrame | np.ndarray], data_dir: Path,

@@ -2,11 +2,15 @@
 ones, each review whole and followed by <pad> as an end-of-review word."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
 from .reviews import ReviewSet
 from .text import PAD_ID
+
+log = logging.getLogger(__name__)
 
 
 def review_stream(reviews: ReviewSet, seed: int | None = None) -> torch.Tensor:
@@ -25,6 +29,6 @@ def pretraining_text(splits: dict[str, ReviewSet], seed: int | None = None) -> t
     `seed` is given."""
     parts = [splits["train"]] + ([splits["unsup"]] if "unsup" in splits else [])
     if len(parts) == 1:
-        print("no unlabelled reviews in the data (the archive has no train/unsup): "
-              "pretraining on the labelled training reviews only")
+        log.warning("no unlabelled reviews in the data (the archive has no train/unsup): "
+                    "pretraining on the labelled training reviews only")
     return torch.cat([review_stream(part, seed) for part in parts])

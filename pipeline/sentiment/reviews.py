@@ -85,3 +85,9 @@ def review_tables(prepared: Path, splits: tuple[str, ...]) -> dict[str, pd.DataF
     table = pd.read_parquet(prepared / "reviews.parquet")
     return {s: table[table["split"] == s].reset_index(drop=True) for s in splits
             if (table["split"] == s).any()}
+
+
+def which_reviews(prepared: Path, split: str) -> pd.DataFrame:
+    """The identity of a split's reviews (id, rating, label, movie), not how they were
+    tokenised: two models were scored on the same reviews exactly when these agree."""
+    return review_tables(prepared, (split,))[split][["id", "rating", "label", "movie"]]

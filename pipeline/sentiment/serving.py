@@ -9,7 +9,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from ..mlops.registry import log_pyfunc, promote_if_better
+from ..mlops.registry import log_pyfunc
 from .predict import load_sentiment_model, predict_texts
 
 NAME = "sentiment-lstm"
@@ -47,8 +47,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
 
 def log_sentiment_model(model_dir: Path, register: bool = True):
-    info = log_pyfunc(Path(__file__).with_name("mlflow_model.py"), model_dir, EXAMPLE,
+    """Log the model on the active run; register a version of `NAME` when asked. Its
+    evaluate stage decides whether that version becomes `champion` (mlops/registry.py)."""
+    return log_pyfunc(Path(__file__).with_name("mlflow_model.py"), model_dir, EXAMPLE,
                       SIGNATURE, REQUIREMENTS, NAME if register else None)
-    if register:
-        promote_if_better(NAME, info.registered_model_version, "best_val_accuracy", "max")
-    return info

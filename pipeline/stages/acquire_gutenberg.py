@@ -2,11 +2,15 @@
 digest, keep the book's text without the Project Gutenberg licence."""
 from __future__ import annotations
 
+import logging
+
 from ..acquire.mirrors import Source, fetch_first
 from ..acquire.sources import strip_gutenberg
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.outputs import RAW_GUTENBERG, staged_dir, write_json
+
+log = logging.getLogger(__name__)
 
 
 def acquire_gutenberg(params: Params) -> dict:
@@ -20,8 +24,8 @@ def acquire_gutenberg(params: Params) -> dict:
         (out / "book.txt").write_text(text, encoding="utf-8", newline="\n")
         summary = {"characters": len(text), "limit": p.limit}
         write_json(out / "summary.json", summary)
-    print(f"acquired {len(text):,} characters of the book from {provenance['url']} "
-          f"-> {RAW_GUTENBERG / 'book.txt'}")
+    log.info(f"acquired {len(text):,} characters of the book from {provenance['url']} "
+             f"-> {RAW_GUTENBERG / 'book.txt'}")
     return summary
 
 

@@ -3,6 +3,7 @@ sha256, extract and check the reviews (labelled, and unlabelled where the archiv
 gather them into one parquet table."""
 from __future__ import annotations
 
+import logging
 import shutil
 
 from ..acquire.mirrors import Source, fetch_first
@@ -10,6 +11,8 @@ from ..acquire.sources import extract_imdb, read_imdb_tree
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.outputs import RAW_IMDB, staged_dir, write_json
+
+log = logging.getLogger(__name__)
 
 
 def acquire_imdb(params: Params) -> dict:
@@ -30,9 +33,9 @@ def acquire_imdb(params: Params) -> dict:
         # outside every hashed output.
         summary = {**counts, **read_stats}
         write_json(out / "summary.json", summary)
-    print(f"acquired {summary['reviews']:,} labelled and {summary['unlabelled']:,} unlabelled "
-          f"reviews from {provenance['url']} "
-          f"(sha256 {provenance['sha256'][:12]}...) -> {RAW_IMDB / 'reviews.parquet'}")
+    log.info(f"acquired {summary['reviews']:,} labelled and {summary['unlabelled']:,} "
+             f"unlabelled reviews from {provenance['url']} "
+             f"(sha256 {provenance['sha256'][:12]}...) -> {RAW_IMDB / 'reviews.parquet'}")
     return summary
 
 

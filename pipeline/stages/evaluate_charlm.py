@@ -2,6 +2,8 @@
 several temperatures (the `samples` params: changing them re-runs only this stage)."""
 from __future__ import annotations
 
+import logging
+
 import mlflow
 
 from ..charlm.data import load_chars
@@ -14,7 +16,10 @@ from ..core.outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBE
                             read_provenance, sha256_file, write_json)
 from ..mlops import tracking
 from ..mlops.model_card import attach_card, card_markdown
+from ..mlops.registry import Evidence, promote_if_better
 from ..training.runtime import setup_for
+
+log = logging.getLogger(__name__)
 
 BOOK_WINDOW = 40
 
@@ -51,18 +56,22 @@ def evaluate_charlm(params: Params) -> dict:
         datasets = tracking.log_datasets("gutenberg", {"val": val.numpy()}, PREPARED_GUTENBERG,
                                          "gutenberg", digest)
         tracking.log_evaluation(metrics, datasets, run)
-        _attach_card(run, metrics, info, digest)
+        version = _attach_card(run, metrics, info, digest)
+        if version is not None:  # None: a smoke run registers no version
+            # The champion is chosen on the held-out text's static loss.
+            promote_if_better(NAME, version, Evidence(
+                "val_loss", metrics["val_loss"], "min", tracking.split_digest(val.numpy())))
         for t, sample in zip(params.samples.temperatures, samples):
             mlflow.log_text(sample, f"samples/temperature_{t}.txt")
         mlflow.log_artifact(str(METRICS / "charlm.json"), "metrics")
-    print(f"held-out loss {stateful['loss']:.4f} nats/char ({stateful['bpc']:.4f} bits/char), "
-          f"zero-state {BOOK_WINDOW}-char windows {windowed['loss']:.4f} -> "
-          f"{METRICS / 'charlm.json'}, {EVAL_CHARLM / 'samples.txt'}")
-    print(samples[0])
+    log.info("held-out loss %.4f nats/char (%.4f bits/char), zero-state %d-char windows %.4f "
+             "-> %s, %s", stateful["loss"], stateful["bpc"], BOOK_WINDOW, windowed["loss"],
+             METRICS / "charlm.json", EVAL_CHARLM / "samples.txt")
+    log.info("%s", samples[0])
     return metrics
 
 
-def _attach_card(run, metrics: dict, info: dict, digest: str) -> None:
+def _attach_card(run, metrics: dict, info: dict, digest: str) -> str | None:
     source = read_provenance("gutenberg").get("url", "a DVC remote")
     data = (f"Project Gutenberg #1268, The Mysterious Island: the text between the licence "
             f"markers, the last {metrics['val_characters']:,} characters held out. Prepared "
@@ -75,7 +84,7 @@ def _attach_card(run, metrics: dict, info: dict, digest: str) -> None:
                          "Character-level LSTM: a prompt, a length and a temperature in, "
                          "sampled text out.", data, info["params"], results, INTENDED_USE,
                          LIMITS)
-    attach_card(NAME, run, card, {
+    return attach_card(NAME, run, card, {
         "data_digest": digest, "val_loss": f"{metrics['val_loss']:.4f}",
         "git_commit": run.data.tags.get("git_commit", "unknown")})
 

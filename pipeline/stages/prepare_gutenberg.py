@@ -1,12 +1,16 @@
 """Stage prepare_gutenberg: character vocabulary, encoded text, held-out tail."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..charlm.vocab import CharVocab
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, require, staged_dir, write_json
+
+log = logging.getLogger(__name__)
 
 
 def prepare_gutenberg(params: Params) -> dict:
@@ -27,8 +31,8 @@ def prepare_gutenberg(params: Params) -> dict:
         summary = {"characters": len(encoded), "train_characters": split,
                    "val_characters": len(encoded) - split, "vocab_size": len(vocab)}
         write_json(out / "summary.json", summary)
-    print(f"prepared {len(encoded):,} characters ({len(vocab)} distinct), held out the last "
-          f"{len(encoded) - split:,} -> {PREPARED_GUTENBERG}")
+    log.info(f"prepared {len(encoded):,} characters ({len(vocab)} distinct), held out the "
+             f"last {len(encoded) - split:,} -> {PREPARED_GUTENBERG}")
     return summary
 
 

@@ -4,17 +4,20 @@ of every review. The unlabelled reviews (split `unsup`, if the archive has them)
 encoded with the same vocabulary, for pretraining only."""
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..core import logs
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.errors import ConfigError
 from ..core.outputs import PREPARED_IMDB, RAW_IMDB, read_json, require, staged_dir, write_json
 from ..sentiment.text import UNK_ID, Vocab, encode_reviews, tokenize_many
+
+log = logging.getLogger(__name__)
 
 
 def split_train_val(train: pd.DataFrame, val_size: int, split_by: str, seed: int) -> np.ndarray:
@@ -89,8 +92,7 @@ def prepare_imdb(params: Params) -> dict:
     raw = require(RAW_IMDB / "reviews.parquet", "acquired IMDb reviews", "acquire_imdb")
     started = time.perf_counter()
     table = _split(pd.read_parquet(raw), p, params.seed)
-    tokenized = tokenize_many(list(tqdm(table["text"], desc="tokenise", unit="review",
-                                        mininterval=1.0)))
+    tokenized = tokenize_many(list(logs.progress(table["text"], desc="tokenise", unit="review")))
     vocab = Vocab.build((t for t, s in zip(tokenized, table["split"]) if s == "train"),
                         min_freq=p.min_freq, max_size=p.max_vocab)
     tokens, lengths, offsets = encode_reviews(tokenized, vocab)
@@ -101,8 +103,9 @@ def prepare_imdb(params: Params) -> dict:
         vocab.save(out / "vocab.txt")
         summary = _summary(index, vocab, tokens, read_json(RAW_IMDB / "summary.json"))
         write_json(out / "summary.json", summary)
-    print(f"prepared {len(index):,} reviews ({summary['unlabelled']:,} unlabelled), vocabulary {len(vocab):,} in "
-          f"{time.perf_counter() - started:.1f} s -> {PREPARED_IMDB}")
+    log.info(f"prepared {len(index):,} reviews ({summary['unlabelled']:,} unlabelled), "
+             f"vocabulary {len(vocab):,} in {time.perf_counter() - started:.1f} s "
+             f"-> {PREPARED_IMDB}")
     return summary
 
 

@@ -13,6 +13,7 @@ archive has them): never validation (except to measure the LM) and never test te
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ from ..training.tracked import TrainingRun, train_and_track
 PLOT_DIR = PLOTS / "pretrain"  # what there is to look at depends on the choice
 # Words whose nearest neighbours show whether the vectors learned anything.
 PROBE_WORDS = ["great", "awful", "boring", "funny", "recommend", "waste", "actor", "hitchcock"]
+
+log = logging.getLogger(__name__)
 
 
 def pretrain(params: Params) -> dict:
@@ -73,8 +76,9 @@ def pretrain_embeddings(params: Params) -> dict:
 
     _clear_plots()  # the spectrum is drawn there
     with mlflow.start_run(experiment_id=exp_id, run_name="ppmi-svd",
-                          tags={**tracking.run_tags("pretrain", "cpu"),
-                                "model_type": "ppmi-svd"}):
+                          tags=tracking.run_tags("pretrain", "cpu",
+                                                 {"model_type": "ppmi-svd"})) as run:
+        tracking.attach_log_when_done(run.info.run_id)
         with staged_dir(MODEL_PRETRAIN) as out:
             torch.save({"embedding.weight": torch.from_numpy(vectors)}, out / "encoder.pt")
             shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt")
@@ -87,15 +91,14 @@ def pretrain_embeddings(params: Params) -> dict:
         tracking.log_datasets("imdb", review_tables(PREPARED_IMDB, ("train", "unsup")),
                               PREPARED_IMDB, "imdb")
         counts = {k: v for k, v in summary.items() if k != "nearest"}
-        mlflow.log_metrics(tracking.final_metrics({**counts,
-                                          "seconds": seconds}))
+        mlflow.log_metrics(tracking.final_metrics({**counts, "seconds": seconds}))
         mlflow.log_artifact(str(MODEL_PRETRAIN / "embeddings.json"), "outputs")
         mlflow.log_artifact(str(_plot_spectrum(vectors)), "plots")
     for word, near in summary["nearest"].items():
-        print(f"{word:>10}: {' '.join(near)}")
-    print(f"PPMI-SVD word vectors ({s.embed_dim} dims) of {summary['train_words']:,} words "
-          f"({summary['unlabelled_reviews']:,} unlabelled reviews) in {seconds:.0f} s "
-          f"-> {MODEL_PRETRAIN / 'encoder.pt'}")
+        log.info("%10s: %s", word, " ".join(near))
+    log.info(f"PPMI-SVD word vectors ({s.embed_dim} dims) of {summary['train_words']:,} words "
+             f"({summary['unlabelled_reviews']:,} unlabelled reviews) in {seconds:.0f} s "
+             f"-> {MODEL_PRETRAIN / 'encoder.pt'}")
     return summary
 
 
@@ -137,7 +140,7 @@ def _skip() -> dict:
     _clear_plots()
     pd.DataFrame(columns=["evaluation", "step", "train_loss", "val_loss"]).to_csv(
         PLOT_DIR / "history.csv", index=False)  # an empty table: there is no LM history
-    print(note["note"])
+    log.info(note["note"])
     return note
 
 

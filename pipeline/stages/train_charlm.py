@@ -2,6 +2,7 @@
 truncated BPTT, checkpoints and an MLflow run."""
 from __future__ import annotations
 
+import logging
 import shutil
 
 from ..charlm.data import load_chars
@@ -14,6 +15,8 @@ from ..core.config import Params
 from ..core.outputs import MODEL_CHARLM, PREPARED_GUTENBERG, require
 from ..training.runtime import setup_for
 from ..training.tracked import TrainingRun, train_and_track
+
+log = logging.getLogger(__name__)
 
 
 def train_charlm(params: Params) -> dict:
@@ -33,8 +36,8 @@ def train_charlm(params: Params) -> dict:
         log_model=log_charlm_model,
         inputs=lambda: {"train": train.numpy(), "val": val.numpy()})
     result = train_and_track(spec, params, model, task, device)
-    print(f"best step {result.best_step}: held-out loss {result.best_metrics['val_loss']:.4f} "
-          f"nats/char -> {MODEL_CHARLM}")
+    log.info(f"best step {result.best_step}: held-out loss "
+             f"{result.best_metrics['val_loss']:.4f} nats/char -> {MODEL_CHARLM}")
     return {"best_step": result.best_step, **result.best_metrics}
 
 

@@ -2,6 +2,7 @@
 clipping, checkpoints and an MLflow run."""
 from __future__ import annotations
 
+import logging
 import shutil
 
 from ..core.command import stage_command
@@ -15,6 +16,9 @@ from ..sentiment.task import SentimentTask
 from ..sentiment.text import Vocab
 from ..training.runtime import setup_for
 from ..training.tracked import TrainingRun, train_and_track
+
+log = logging.getLogger(__name__)
+
 
 def _start_from_pretrained(model: SentimentLSTM, p: SentimentParams) -> tuple[dict, dict]:
     """Load what pretrain learned; (params to log, lr scales)."""
@@ -51,8 +55,8 @@ def train_sentiment(params: Params) -> dict:
         log_model=log_sentiment_model, extra_params=provenance, lr_scales=lr_scales,
         inputs=lambda: review_tables(PREPARED_IMDB, ("train", "val")))
     result = train_and_track(spec, params, model, task, device)
-    print(f"best epoch {result.best_period}: validation accuracy "
-          f"{result.best_metrics['val_accuracy']:.4f} -> {MODEL_SENTIMENT}")
+    log.info(f"best epoch {result.best_period}: validation accuracy "
+             f"{result.best_metrics['val_accuracy']:.4f} -> {MODEL_SENTIMENT}")
     return {"best_epoch": result.best_period, **result.best_metrics}
 
 

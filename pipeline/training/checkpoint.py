@@ -4,6 +4,7 @@ written atomically, resumed only by a run of the same params and data, and read 
 tensors and plain Python values only, never pickled code."""
 from __future__ import annotations
 
+import logging
 import pickle
 import random
 from pathlib import Path
@@ -11,13 +12,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..core.errors import PipelineError
 from ..core.outputs import atomic_file
 
 # Bumped when the checkpoint's layout changes: an older checkpoint is ignored, not misread.
 FORMAT = 2
+
+log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict:
@@ -68,6 +70,6 @@ def load_checkpoint(path: Path | None, fingerprint: str) -> dict | None:
             f"loaded: {str(exc).splitlines()[0][:200]}); refusing to resume from it. Delete "
             "it to train from the start.") from exc
     if ckpt.get("fingerprint") != fingerprint or ckpt.get("format") != FORMAT:
-        tqdm.write(f"ignoring {path}: it belongs to other params, data or code")
+        log.warning("ignoring %s: it belongs to other params, data or code", path)
         return None
     return ckpt

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,11 +24,14 @@ from typing import Any, Callable, Iterable, Protocol
 
 import torch
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
+from ..core import logs
 from ..core.errors import TrainingDiverged
+from . import cores
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .runtime import is_main, world
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- the task interface
@@ -160,8 +164,8 @@ def _resume(t: _Training, checkpoint: Path | None, fingerprint: str) -> LoopStat
         t.averaged.load_state_dict(ckpt["averaged"])
     set_rng_state(ckpt["rng"])
     state = LoopState(**ckpt["loop"])
-    tqdm.write(f"resuming from {checkpoint} at {t.task.period_label(state.next_period)} "
-               f"(step {state.step})")
+    log.info("resuming from %s at %s (step %d)", checkpoint,
+             t.task.period_label(state.next_period), state.step)
     return state
 
 
@@ -207,9 +211,10 @@ def _train_period(t: _Training, state: LoopState, r: int) -> float:
     window_start = time.perf_counter()
     period_loss_sum, period_batches = torch.zeros((), device=t.device), 0
     average = t.averaging(r)
-    bar = tqdm(t.task.batches(r), total=steps, desc=t.task.period_label(r),
-               unit="batch", leave=False, mininterval=1.0, disable=not is_main())
+    bar = logs.progress(t.task.batches(r), total=steps, desc=t.task.period_label(r),
+                        unit="batch", leave=False, disable=None if is_main() else True)
     for batch in bar:
+        cores.rebalance()  # another torch process started or ended: take a fair share
         t.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=t.device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, n_items = t.task.loss(t.trainable, batch)
@@ -252,13 +257,14 @@ def _evaluate_period(t: _Training, state: LoopState, r: int, train_loss: float) 
     period = {"epoch": r + 1} if t.task.period_name == "epoch" else {}
     t.log_metrics({"train_loss": train_loss, **metrics, **period}, state.step)
     if is_main():
-        tqdm.write("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in row.items()))
+        log.info("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in row.items()))
     if _better(metrics, state, t.task):
         state.best_metric, state.best_period, state.best_step = (metrics[t.task.metric], r + 1,
                                                                  state.step)
         state.best_metrics = metrics
-        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in scored.state_dict().items()})
+        state.best_state = copy.deepcopy({k: v.detach().cpu()
+                                          for k, v in scored.state_dict().items()})
         state.bad_periods = 0
     else:
         state.bad_periods += 1
@@ -291,8 +297,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         _evaluate_period(t, state, r, _train_period(t, state, r))
         done = r + 1 == task.periods()
         if cfg.patience is not None and state.bad_periods >= cfg.patience and not done:
-            tqdm.write(f"early stop: no better {task.metric} for {state.bad_periods} "
-                       f"{task.period_name}s")
+            log.info("early stop: no better %s for %d %ss", task.metric, state.bad_periods,
+                     task.period_name)
             stopped_early = True
         # No checkpoint at an early stop: a re-run resumes from the one before and
         # reaches the same stop, rather than training on past it.

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..core.errors import ConfigError
+from . import cores
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,7 +61,9 @@ def setup_runtime(seed: int, device_name: str, deterministic: bool = False,
     if num_threads is None and distributed and device.type == "cpu":
         # Processes sharing the cores: oversubscribed OpenMP threads spin and crawl.
         num_threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    # Unless given, this process's share of the cores among the torch processes running
+    # now (queued experiments' workers), followed as they start and end (cores.py).
+    torch.set_num_threads(cores.start(num_threads))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

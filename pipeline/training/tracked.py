@@ -36,7 +36,8 @@ class TrainingRun:
     model_dir: Path                 # the stage's output
     curves: list[str]               # history columns to plot
     write_extra: Callable[[Path], None] = lambda out: None
-    log_model: Callable[[Path], object] = lambda model_dir: None
+    # Logs the model on the run; registers a version when asked (full data only).
+    log_model: Callable[[Path, bool], object] = lambda model_dir, register: None
     inputs: Callable[[], dict] = dict  # the splits read, logged as MLflow datasets
     extra_params: dict = field(default_factory=dict)  # also part of the fingerprint
     lr_scales: dict = field(default_factory=dict)     # lr multipliers by parameter prefix
@@ -66,7 +67,7 @@ def train_and_track(spec: TrainingRun, params: Params, model: torch.nn.Module, t
     if not is_main():  # under torchrun, rank 0 alone tracks and writes outputs
         return fit(model, task, cfg, device, ckpt_dir / "checkpoint.pt", fp)
     with tracking.start_run(spec.experiment, spec.stage, str(device), ckpt_dir / "run.json", fp,
-                            tracking.run_name(spec.stage, params.seed)):
+                            tracking.run_name(spec.stage, params.seed), torch_tags(device)):
         tracking.log_params({**flatten(spec.section, f"{spec.name}."),
                              **flatten(params.train, "train."), **spec.extra_params,
                              "seed": params.seed, "device": params.device,
@@ -83,7 +84,7 @@ def train_and_track(spec: TrainingRun, params: Params, model: torch.nn.Module, t
         model.load_state_dict(result.best_state)
         # Outputs first: if the tracking store fails from here on, the model survives.
         _write_outputs(spec, task, result)
-        _log_results(spec, task, result)
+        _log_results(spec, task, result, register=full_data(params, spec.dataset))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
 
@@ -112,7 +113,23 @@ def _write_outputs(spec: TrainingRun, task: Task, result: FitResult) -> None:
                  f"{spec.name}: learning curves")
 
 
-def _log_results(spec: TrainingRun, task: Task, result: FitResult) -> None:
+def full_data(params: Params, dataset: str) -> bool:
+    """Whether the run saw its whole data set: runs on a `limit`ed one (the smoke recipe)
+    are not candidates for serving, so they register no model version."""
+    return getattr(params, dataset).limit is None
+
+
+def torch_tags(device: torch.device) -> dict[str, str]:
+    """The versions and hardware that numeric results depend on."""
+    tags = {"torch_version": torch.__version__,
+            "cuda_version": torch.version.cuda or "none",
+            "cudnn_version": str(torch.backends.cudnn.version() or "none")}
+    if device.type == "cuda":
+        tags["gpu"] = torch.cuda.get_device_name(device)
+    return tags
+
+
+def _log_results(spec: TrainingRun, task: Task, result: FitResult, register: bool) -> None:
     # The evaluate stage finds this run again by the model's digest.
     mlflow.set_tag("model_sha256", sha256_file(spec.model_dir / "model.pt"))
     # Early stopping as metrics, so the UI can chart and compare it across runs.
@@ -120,4 +137,4 @@ def _log_results(spec: TrainingRun, task: Task, result: FitResult) -> None:
                         **{f"best_{k}": v for k, v in result.best_metrics.items()}})
     mlflow.log_artifacts(str(spec.model_dir), "outputs")
     mlflow.log_artifact(str(PLOTS / spec.name / "learning_curves.png"), "plots")
-    spec.log_model(spec.model_dir)  # a pyfunc MLflow model, registered (<family>/serving.py)
+    spec.log_model(spec.model_dir, register)  # a pyfunc MLflow model (<family>/serving.py)
