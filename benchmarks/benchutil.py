@@ -153,9 +153,11 @@ def _git_commit() -> str:
                              capture_output=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=REPO, text=True, capture_output=True, timeout=10)
-        # What `dvc repro` itself rewrites does not make the code dirty.
+        # What `dvc repro` itself rewrites (the lock, metrics, plots, the .gitignore files
+        # of outputs) does not make the code dirty.
         changed = [line for line in dirty.stdout.splitlines()
-                   if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))]
+                   if not line[3:].startswith(("dvc.lock", "metrics/", "plots/"))
+                   and Path(line[3:]).name != ".gitignore"]
         return out.stdout.strip() + ("-dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
