@@ -7,7 +7,9 @@ Run it after `make repro`, on a quiet machine (it queues DVC experiments and tra
     python benchmarks/sweep_workers.py --set sentiment.epochs=1   # shorter, same shape
 
 Each batch queues one experiment per value (named sweep-j<N>-<i>-<time>), starts N
-workers, waits for the queue to empty and stops the workers.
+workers, waits for the queue to empty and stops the workers. A batch of N workers moves
+each value by a relative N x 1e-9, far below anything training can see, so that DVC's run
+cache cannot answer a batch from an earlier one and every batch trains.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def run_batch(jobs: int, key: str, values: list[str], extra: list[str]) -> tuple
     stamp = dt.datetime.now().strftime("%H%M%S")
     names = [f"sweep-j{jobs}-{i}-{stamp}" for i in range(len(values))]
     for name, value in zip(names, values):
+        value = repr(float(value) * (1 + jobs * 1e-9))
         dvc("exp", "run", "--queue", "-n", name, "-S", f"{key}={value}",
             *[arg for kv in extra for arg in ("-S", kv)])
     started = time.monotonic()
