@@ -170,7 +170,8 @@ def main(argv=None) -> int:
         print(f"`import pipeline.sentiment.predict` in a fresh interpreter: {imports['seconds']:.3f} s "
               f"(pulls in: {heavy or 'none of torch, pandas, mlflow, sklearn, matplotlib'})")
         rec.add("import_predict_s", imports["seconds"], "s", modules=imports["modules"])
-    print(f"first review: {answer[0]} {answer[1]:.4f} (CLI printed: {out.stdout.strip()[:60]!r})")
+    print(f"first review: {answer.label} {answer.probability:.4f} (CLI printed: "
+          f"{out.stdout.strip().splitlines()[-1][:60]!r})")
     rec.add("predict_reviews_per_s", rate, "reviews/s", reviews=n, seconds=round(batch_s, 4))
     rec.add("predict_batch_s", batch_s, "s", reviews=n)
     rec.add("load_model_s", load_s, "s")

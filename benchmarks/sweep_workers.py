@@ -45,6 +45,11 @@ def run_batch(jobs: int, key: str, values: list[str], extra: list[str]) -> tuple
         status = dvc("queue", "status")
         if not any(word in status for word in ("Queued", "Running")):
             break
+        if "Queued" in status and "Running" not in status and "0 active, 0 idle" in status:
+            # DVC's workers can stop with tasks still queued (treeverse/dvc#10562):
+            # start them again, as the README says.
+            print("workers stopped with tasks queued: `dvc queue start` again", flush=True)
+            dvc("queue", "start", "-j", str(jobs))
     seconds = time.monotonic() - started
     dvc("queue", "stop")  # idle workers would take the next batch's jobs
     return seconds, names

@@ -68,14 +68,29 @@ def main() -> None:
     logs.setup()  # what predict, generate and the rest log goes to stderr, like a stage's
 
 
-def _read_lines(stream) -> list[str]:
-    return [line.rstrip("\n") for line in stream if line.strip()]
+def _read_reviews(stream, name: str) -> list[str]:
+    """One review per non-blank line of a binary stream. Bytes that are not UTF-8 become
+    U+FFFD, as in the training data (imdb.bad_utf8: replace); the lines where that
+    happened are reported, not hidden."""
+    reviews, damaged = [], []
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", errors="replace")
+            damaged.append(number)
+        if line.strip():
+            reviews.append(line.rstrip("\r\n"))
+    if damaged:
+        shown = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
+        click.echo(f"{name}: {len(damaged)} line(s) with bytes that are not UTF-8 (line "
+                   f"{shown}); those bytes were read as U+FFFD", err=True)
+    return reviews
 
 
 @main.command()
 @click.argument("texts", nargs=-1)
-# Bytes that are not UTF-8 become U+FFFD, as in the training data (imdb.bad_utf8: replace).
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8", errors="replace"),
+@click.option("--file", "file_", type=click.File("rb"),
               help="read reviews from this file, one per line ('-' for stdin)")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("data/models/sentiment"), show_default=True)
@@ -83,26 +98,36 @@ def _read_lines(stream) -> list[str]:
               help="use the registry's sentiment-lstm@champion (the store MLFLOW_TRACKING_URI "
                    "names, else the local mlflow.db) instead of --model-dir")
 def predict(texts: tuple[str, ...], file_, model_dir: Path, champion: bool) -> None:
-    """Sentiment of review TEXTS (or of each line of --file / stdin): label and
-    probability of 'positive'."""
+    """Sentiment of review TEXTS (or of each line of --file / stdin). Prints a header,
+    then per review: the label, the probability of that label, the review. A review with
+    no word the model knows gets no label; exit status 1 when no review got one."""
     reviews = list(texts)
     if file_ is not None:
-        reviews += _read_lines(file_)
+        reviews += _read_reviews(file_, file_.name)
     elif not reviews and not sys.stdin.isatty():
-        stdin = click.get_text_stream("stdin", encoding="utf-8", errors="replace")
-        reviews = _read_lines(stdin)
+        reviews = _read_reviews(click.get_binary_stream("stdin"), "stdin")
     if not reviews:
         raise click.UsageError("give review texts, --file FILE, or pipe reviews on stdin")
-    from .sentiment.predict import predict_texts  # torch: only when predicting
+    from .sentiment.predict import MAX_TOKENS, predict_texts  # torch: only when predicting
     try:
         loaded = _champion_sentiment() if champion else None
         results = predict_texts(reviews, model_dir, loaded=loaded)
-    except (FileNotFoundError, PipelineError) as exc:
+    except PipelineError as exc:
         raise click.ClickException(str(exc)) from exc
-    for text, (label, prob, known) in zip(reviews, results):
+    click.echo("label\tp(label)\treview")
+    for text, r in zip(reviews, results):
         snippet = text if len(text) <= 60 else text[:57] + "..."
-        note = "\t(no known word: the model saw nothing to judge)" if known == 0 else ""
-        click.echo(f"{label}\t{prob:.4f}\t{snippet}{note}")
+        notes = []
+        if r.label is None:
+            notes.append("no label: no word the model knows")
+        if r.cut:
+            notes.append(f"cut: scored on the first and last {MAX_TOKENS // 2:,} of its "
+                         f"{r.tokens:,} tokens")
+        note = f"\t({'; '.join(notes)})" if notes else ""
+        prob = "-" if r.label is None else f"{r.probability:.4f}"
+        click.echo(f"{r.label or 'none'}\t{prob}\t{snippet}{note}")
+    if all(r.label is None for r in results):
+        raise click.ClickException("no review had a word the model knows: no label given")
 
 
 def _champion_sentiment():
@@ -144,7 +169,7 @@ def generate(prime, length, temperature, scale_factor, top_k, seed, model_dir) -
     try:
         model, vocab, _, _ = load_charlm(model_dir)
         click.echo(sample(model, vocab, prime, length, temperature, top_k, seed))
-    except (FileNotFoundError, ValueError) as exc:
+    except (PipelineError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -187,7 +212,7 @@ def run_recipe(recipe_file: Path, name: str | None) -> None:
     if subprocess.run(argv).returncode != 0:
         raise click.ClickException(f"the run {name} of {recipe_file} failed (its log is above)")
     click.echo(f"{name} done in {time.monotonic() - started:.0f} s. Results: "
-               f"`dvc exp show --only-changed`; runs tagged dvc_experiment={name} in the "
+               f"`python -m pipeline compare`; runs tagged dvc_experiment={name} in the "
                f"MLflow UI (`make ui`); `dvc exp apply {name}` puts its outputs here.")
 
 
@@ -202,6 +227,16 @@ def report(readme: Path | None) -> None:
         return
     readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
     click.echo(f"results table of {readme} rewritten from metrics/")
+
+
+@main.command()
+@click.option("--rev", "revs", multiple=True,
+              help="the commit whose experiments to list [default: HEAD]; repeatable")
+def compare(revs: tuple[str, ...]) -> None:
+    """Experiments side by side: the params that differ, sentiment test and validation
+    accuracy, char LM held-out loss (a narrow `dvc exp show`)."""
+    from .report import experiments_table
+    click.echo(experiments_table(list(revs) or None))
 
 
 @main.command()

@@ -5,8 +5,10 @@
 number the committed files do not."""
 from __future__ import annotations
 
-import json
+import textwrap
 from pathlib import Path
+
+from .core.inputs import read_json_object
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -32,8 +34,11 @@ ROWS = [
 def results_table(metrics_dir: Path = Path("metrics")) -> str:
     """The metrics, then the wall time of each stage (where recorded), then the test
     accuracy per seed (where recorded)."""
-    metrics = {name: json.loads((metrics_dir / f"{name}.json").read_text(encoding="utf-8"))
-               for name in sorted({row[0] for row in ROWS})}
+    names = sorted({row[0] for row in ROWS})
+    metrics = {name: read_json_object(metrics_dir / f"{name}.json",
+                                      tuple(key for n, key, *_ in ROWS if n == name),
+                                      "a metrics file of `dvc repro`")
+               for name in names}
     lines = ["| measured by `dvc repro` (default params) | value | the book |",
              "| --- | --- | --- |"]
     for name, key, label, fmt, book in ROWS:
@@ -45,7 +50,8 @@ def results_table(metrics_dir: Path = Path("metrics")) -> str:
 def _time_rows(path: Path) -> list[str]:
     if not path.exists():
         return []
-    stages = json.loads(path.read_text(encoding="utf-8"))["stages"]
+    stages = read_json_object(path, ("stages",), "the stage times of a benchmark run",
+                              "re-run `python benchmarks/stage_times.py`")["stages"]
     machines = sorted({entry["machine"] for entry in stages.values()})
     rows = [f"| wall time, measured on: {'; '.join(machines)} | | |"]
     rows += [f"| wall time: {name} | {_duration(entry['seconds'])} | |"
@@ -59,7 +65,8 @@ def _seed_rows(path: Path) -> list[str]:
     archive."""
     if not path.exists():
         return []
-    runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    runs = read_json_object(path, ("runs",), "the per-seed results",
+                            "re-run `python benchmarks/seed_results.py`")["runs"]
     rows = ["", "| archive | seed | sentiment LSTM: test (validation) | TF-IDF + LR: test "
             "(validation) |", "| --- | --- | --- | --- |"]
     for archive in dict.fromkeys(r["archive"] for r in runs):
@@ -87,3 +94,55 @@ def with_table(readme: str, table: str) -> str:
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{table}\n{END}{tail}"
+
+
+# The figures a comparison of experiments leads with, by their `dvc exp show` column.
+HEADLINE = {"metrics/sentiment.json:test_accuracy": "test_acc",
+            "metrics/sentiment.json:val_accuracy": "val_acc",
+            "metrics/charlm.json:val_loss": "charlm_val_loss"}
+
+
+def experiments_table(revs: list[str] | None = None, params_file: Path = Path("params.yaml"),
+                      width: int = 100) -> str:
+    """DVC's experiments (of HEAD, or of `revs`) in a narrow table: the name, the
+    headline metrics, and the params that differ between the rows as key=value.
+    `dvc exp show` prints every metric and dependency in a column of its own, which no
+    terminal is wide enough for."""
+    import dvc.api  # only for this command
+    import pandas as pd
+    import yaml
+
+    from .core.config import flatten
+    params = set(flatten(yaml.safe_load(params_file.read_text(encoding="utf-8"))))
+    table = pd.DataFrame(dvc.api.exp_show(revs=revs))
+    changed = [c for c in table.columns
+               if c in params and table[c].astype(str).nunique(dropna=False) > 1]
+    out = pd.DataFrame({"experiment": table["Experiment"].fillna(table["rev"])})
+    for column, name in HEADLINE.items():
+        values = table[column] if column in table else pd.Series([None] * len(table))
+        out[name] = ["-" if pd.isna(v) else f"{v:.4f}" for v in values]
+    out["params that differ"] = [" ".join(f"{c}={_param_value(row[c])}" for c in changed)
+                                 for _, row in table.iterrows()]
+    return _wrapped(out.astype(str).values.tolist(), list(out.columns), width)
+
+
+def _wrapped(rows: list[list[str]], header: list[str], width: int) -> str:
+    """Aligned columns; the last one wrapped so that no line passes `width`."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    indent = sum(w + 2 for w in widths)
+    lines = []
+    for row in [header, *rows]:
+        head = "".join(cell.ljust(w + 2) for cell, w in zip(row, widths))
+        tail = textwrap.wrap(row[-1], max(width - indent, 30)) or [""]
+        lines.append((head + tail[0]).rstrip())
+        lines += [" " * indent + more for more in tail[1:]]
+    return "\n".join(lines)
+
+
+def _param_value(value) -> str:
+    """As params.yaml says it: DVC's table gives every number as a float."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -165,3 +165,13 @@ def test_pinned_threads_are_left_alone(monkeypatch):
     assert cores.start(3) == 3
     monkeypatch.setattr(cores, "fair_share", lambda: pytest.fail("share recomputed"))
     cores.rebalance()
+
+
+def test_a_process_that_ends_gives_its_slot_back_cleanly(tmp_path):
+    code = ("import sys\nfrom pipeline.training import cores\n"
+            "cores.SLOTS = type(cores.SLOTS)(sys.argv[1])\ncores.fair_share()\n")
+    done = subprocess.run([sys.executable, "-X", "dev", "-c", code, str(tmp_path / "slots")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr, done.stderr
+    assert list((tmp_path / "slots").glob("*.lock")) == []

@@ -2,8 +2,11 @@
 off a terminal, and each stage's log file handed to the at_stage_end callbacks."""
 from __future__ import annotations
 
+import importlib.machinery
 import io
 import logging
+import sys
+import types
 import warnings
 
 import pytest
@@ -105,3 +108,14 @@ def test_a_failing_callback_neither_stops_the_others_nor_hides_the_stage_error(c
             raise KeyError("the stage's own error")
     assert len(seen) == 1
     assert "OSError: store unreachable" in caplog.text
+
+
+def test_a_module_run_with_dash_m_logs_under_its_name(monkeypatch, caplog):
+    """`python -m pipeline.stages.X` makes the stage module `__main__`; its lines say X."""
+    main = types.ModuleType("__main__")
+    main.__spec__ = importlib.machinery.ModuleSpec("pipeline.stages.demo", None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    logs.setup()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("__main__").info("hello")
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("pipeline.stages.demo", "hello")]

@@ -73,11 +73,13 @@ def test_an_unreachable_source_falls_back_to_the_next(tmp_path, http_server, mon
 
 def test_no_source_answering_names_every_attempt(tmp_path, http_server, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "none.yaml").write_text("imdb: []\n")
     monkeypatch.setenv("PIPELINE_MIRRORS", str(tmp_path / "none.yaml"))
     official = http_server.add("/gone.bin", b"x", fail_status=404, fail_times=None)
     with pytest.raises(DownloadError, match="no source of imdb could be fetched") as info:
         fetch_first("imdb", Source(official, None))
     assert official in str(info.value)
+    assert "(README, 'Local copies of the data')" in str(info.value)
     assert not (tmp_path / "data/provenance/imdb.json").exists()
 
 

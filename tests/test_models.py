@@ -257,10 +257,11 @@ def test_predictions_read_whole_reviews_whatever_the_training_cut():
     p = SentimentParams(embed_dim=8, hidden_size=6, fc_size=32, pooling="last_max_mean",
                         head_tokens=2, tail_tokens=3)
     text = " ".join(words[:30])
-    [(_, prob, known)] = predict_texts([text], loaded=(model, vocab, p, {}))
+    [answer] = predict_texts([text], loaded=(model, vocab, p, {}))
+    prob, known = answer.positive, answer.known_words
 
     ids = vocab.encode(tokenize(text)).tolist()
-    assert known == len(ids) == 30
+    assert known == len(ids) == 30 and not answer.cut
 
     def prob_of(review: list[int]) -> float:
         tokens, lengths = _padded([review])
@@ -268,3 +269,20 @@ def test_predictions_read_whole_reviews_whatever_the_training_cut():
             return torch.sigmoid(model(tokens, lengths)).item()
     assert prob == pytest.approx(prob_of(ids), abs=1e-6)
     assert abs(prob - prob_of(ids[:2] + ids[-3:])) > 1e-4
+
+    # Longer than max_tokens: scored on the first and last half, and said so.
+    [cut] = predict_texts([text], loaded=(model, vocab, p, {}), max_tokens=10)
+    assert cut.cut and cut.tokens == 30
+    assert cut.positive == pytest.approx(prob_of(ids[:5] + ids[-5:]), abs=1e-6)
+    assert cut.label == ("positive" if cut.positive >= 0.5 else "negative")
+    assert cut.probability == pytest.approx(max(cut.positive, 1 - cut.positive))
+
+
+def test_a_review_with_no_known_word_gets_no_label():
+    vocab = Vocab([PAD, UNK, "good"])
+    model = _model(pooling="last_max_mean", fc_size=32)
+    p = SentimentParams(embed_dim=8, hidden_size=6, fc_size=32, pooling="last_max_mean")
+    unknown, known = predict_texts(["qwerty zxcv", "good"], loaded=(model, vocab, p, {}))
+    assert unknown.label is None and unknown.known_words == 0
+    assert unknown.probability != unknown.probability  # NaN: no label, no probability of it
+    assert known.label in ("positive", "negative") and known.known_words == 1

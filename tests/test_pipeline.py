@@ -231,10 +231,18 @@ def test_weights_load_safely(repo):
     assert "embedding.weight" in state and "lstm.weight_hh_l0" in state
 
 
+def predictions(stdout: str) -> list[list[str]]:
+    """`predict`'s rows under its header: label, probability of the label, review[, note]."""
+    header, *rows = stdout.strip().splitlines()
+    assert header == "label\tp(label)\treview", stdout
+    return [row.split("\t") for row in rows]
+
+
 def test_predict_and_generate(repo):
-    out = run(["python", "-m", "pipeline", "predict", "a great film", "awful"], repo).stdout
-    lines = out.strip().splitlines()
-    assert len(lines) == 2 and all(l.split("\t")[0] in ("positive", "negative") for l in lines)
+    rows = predictions(run(["python", "-m", "pipeline", "predict", "a great film", "awful"],
+                           repo).stdout)
+    assert [r[2] for r in rows] == ["a great film", "awful"]
+    assert all(r[0] in ("positive", "negative") and 0.5 <= float(r[1]) <= 1 for r in rows)
     piped = run(["python", "-m", "pipeline", "predict"], repo,
                 input="loved it, wonderful :)\n\nterrible, boring\n").stdout
     gen = ["python", "-m", "pipeline", "generate", "--prime", "The", "--length", "30", "--seed", "3"]
@@ -242,7 +250,7 @@ def test_predict_and_generate(repo):
     assert a == b and a.startswith("The") and len(a.rstrip("\n")) == 33
     c = run(gen[:-1] + ["4"], repo).stdout
     assert c != a
-    assert len(piped.strip().splitlines()) == 2
+    assert len(predictions(piped)) == 2
 
 
 def test_missing_outputs_give_clear_error(repo, tmp_path):
@@ -250,22 +258,30 @@ def test_missing_outputs_give_clear_error(repo, tmp_path):
                repo, check=False)
     assert proc.returncode != 0
     assert "train_charlm" in proc.stderr and "Traceback" not in proc.stderr
+    wrong = run(["python", "-m", "pipeline", "generate", "--model-dir", "data/models/sentiment"],
+                repo, check=False)
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert "holds the sentiment classifier" in wrong.stderr and "not the char LM" in wrong.stderr
 
 
 def test_predict_reads_any_bytes_and_says_when_it_saw_no_word(repo, tmp_path):
     latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes("Un film magn\u00edfico, great\n".encode("latin-1") + b"\xff\xfe\x00 junk\n")
+    latin1.write_bytes(b"fine film, great\n" + "Un film magn\u00edfico, great\n".encode("latin-1")
+                       + b"\xff\xfe\x00 junk great\n")
     proc = run(["python", "-m", "pipeline", "predict", "--file", str(latin1)], repo)
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 2 and all(line.split("\t")[0] in ("positive", "negative")
-                                   for line in lines), proc.stdout
+    rows = predictions(proc.stdout)
+    assert len(rows) == 3 and all(r[0] in ("positive", "negative") for r in rows), proc.stdout
+    assert "2 line(s) with bytes that are not UTF-8 (line 2, 3)" in proc.stderr, proc.stderr
     piped = subprocess.run([sys.executable, "-m", "pipeline", "predict"], cwd=repo,
                            input=b"caf\xe9 great film\n", capture_output=True, env=env())
     assert piped.returncode == 0 and b"Traceback" not in piped.stderr, piped.stderr
-    unknown = run(["python", "-m", "pipeline", "predict", "", "zzxq qqvv"], repo).stdout
-    assert unknown.count("no known word") == 2, unknown
-    assert "no known word" not in run(["python", "-m", "pipeline", "predict", "great"],
-                                      repo).stdout
+    assert b"stdin: 1 line(s) with bytes that are not UTF-8 (line 1)" in piped.stderr
+    mixed = predictions(run(["python", "-m", "pipeline", "predict", "", "zzxq qqvv", "great"],
+                            repo).stdout)
+    assert [r[:2] for r in mixed[:2]] == [["none", "-"]] * 2 and mixed[2][0] != "none"
+    assert all("no label: no word the model knows" in r[3] for r in mixed[:2]), mixed
+    alone = run(["python", "-m", "pipeline", "predict", "zzxq qqvv"], repo, check=False)
+    assert alone.returncode == 1 and "no review had a word the model knows" in alone.stderr
 
 
 def test_generate_refuses_an_empty_prime_in_one_line(repo):

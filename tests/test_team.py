@@ -299,7 +299,8 @@ def test_registered_models_serve(local_repo, tmp_path):
     # `predict --champion` loads what serving loads.
     out = run([sys.executable, "-m", "pipeline", "predict", "--champion",
                "A wonderful, moving film."], local_repo).stdout
-    assert out.split("\t")[0] in ("positive", "negative")
+    header, row = out.splitlines()
+    assert header.startswith("label\t") and row.split("\t")[0] in ("positive", "negative")
     port, log = free_port(), tmp_path / "serve.log"
     # Run outside the repo: the model must carry its own code.
     proc = start_server([MLFLOW, "models", "serve", "-m", "models:/sentiment-lstm@champion",
@@ -317,10 +318,15 @@ def test_registered_models_serve(local_repo, tmp_path):
         assert status == 200, body[:2000]
         predictions = json.loads(body)["predictions"]
         assert len(predictions) == len(texts)
-        for p in predictions:
-            assert p["label"] in ("positive", "negative")
-            assert 0.0 <= p["probability"] <= 1.0
-            assert p["label"] == ("positive" if p["probability"] >= 0.5 else "negative")
+        for text, p in zip(texts, predictions):
+            if not text:  # no word the model knows: no label, no probability of one
+                assert p["label"] == "none" and p["known_words"] == 0, p
+                continue
+            assert 0.0 <= p["p_positive"] <= 1.0
+            assert p["label"] == ("positive" if p["p_positive"] >= 0.5 else "negative")
+            assert p["probability"] == max(p["p_positive"], 1 - p["p_positive"])
+            assert p["cut"] == (p["tokens"] > 4000)
+        assert predictions[-1]["cut"] and predictions[-1]["tokens"] == 20000
 
         # Bad requests get an error answer (MLflow: 400 and a JSON message), not a hang.
         for bad, hint in ((json.dumps({"dataframe_records": [{"review": "no text column"}]})

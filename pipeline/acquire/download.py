@@ -27,7 +27,8 @@ import requests
 from ..core import logs
 from ..core.errors import ArchiveError, ConfigError, DownloadError
 # sha256_file is also part of this module's interface: callers import it from here.
-from ..core.outputs import read_json, sha256_file, staged_dir, write_json
+from ..core.inputs import read_json
+from ..core.outputs import sha256_file, staged_dir, write_json
 
 CHUNK_SIZE = 1 << 16
 # So that a misconfigured Retry-After cannot stall a pipeline run for hours.

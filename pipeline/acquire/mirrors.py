@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import ConfigError, DownloadError
+from ..core.inputs import read_text
 from ..core.outputs import DOWNLOADS, PROVENANCE, repo_root, write_json
 from .download import download_path, fetch
 
@@ -44,10 +45,21 @@ class Source:
     sha256: str | None
 
 
+README_SECTION = "README, 'Local copies of the data'"
+
+
 def mirrors_file() -> Path:
+    """The mirrors file in use. One that PIPELINE_MIRRORS names must exist: a typo there
+    would otherwise fall back to the official sources without a word."""
+    named = os.environ.get(MIRRORS_ENV)
+    if named:
+        if not Path(named).is_file():
+            raise ConfigError(f"{MIRRORS_ENV}={named}: no such file; create it ({README_SECTION}) "
+                              f"or unset {MIRRORS_ENV} to use {MIRRORS_FILE}")
+        return Path(named)
     # The repository's own file, also when DVC runs the stage in a temporary copy that
     # git-ignored files are not copied into.
-    return Path(os.environ.get(MIRRORS_ENV) or repo_root() / MIRRORS_FILE)
+    return repo_root() / MIRRORS_FILE
 
 
 def _entry(value, where: str) -> Source:
@@ -64,10 +76,16 @@ def load_mirrors(path: Path) -> tuple[str, dict[str, list[Source]]]:
     """(order, mirrors per data set) from a mirrors file; none if it does not exist."""
     if not path.is_file():
         return "official_first", {}
+    text = read_text(path, "a mirrors file (YAML)", f"fix it ({README_SECTION})") \
+        if path.stat().st_size else ""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: "
+                          f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}; fix "
+                          f"it ({README_SECTION})") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of data set names to mirror lists")
     unknown = set(raw) - {"order", *DATASETS}
@@ -111,4 +129,4 @@ def fetch_first(name: str, official: Source) -> tuple[Path, dict]:
         return dest, provenance
     raise DownloadError(
         f"no source of {name} could be fetched: {' | '.join(failures)}. Offline? List a local "
-        f"copy in {mirrors_file().name} (README, 'Data from a local copy').")
+        f"copy in {mirrors_file().name} ({README_SECTION}).")

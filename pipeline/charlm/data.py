@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.inputs import load_array
+
 
 def load_chars(prepared: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(training text, held-out tail) as int64 character ids."""
-    train = torch.from_numpy(np.load(prepared / "train.npy").astype(np.int64))
-    val = torch.from_numpy(np.load(prepared / "val.npy").astype(np.int64))
+    train, val = (torch.from_numpy(load_array(prepared / name, "the encoded book")
+                                   .astype(np.int64)) for name in ("train.npy", "val.npy"))
     return train, val
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..core.config import CharLMParams
+from ..core.inputs import CHARLM_MODEL
 from ..core.outputs import MODEL_CHARLM
 from ..training.trained import load_trained
 from .model import CharLSTM, build_charlm
@@ -15,8 +16,8 @@ from .vocab import CharVocab
 
 def load_charlm(model_dir: Path = MODEL_CHARLM, device="cpu"):
     """The trained char LSTM, its character vocabulary, its params and model.json."""
-    return load_trained(model_dir, CharLMParams, CharVocab.load, "chars.json", build_charlm,
-                        "the trained char model", "train_charlm", device)
+    return load_trained(model_dir, CHARLM_MODEL, CharLMParams, CharVocab.load, "chars.json",
+                        build_charlm, "generate", device)
 
 
 @torch.no_grad()

@@ -7,6 +7,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..core.inputs import bad, read_json
+
 
 class CharVocab:
     """Characters sorted by code point."""
@@ -36,4 +38,7 @@ class CharVocab:
 
     @classmethod
     def load(cls, path: Path) -> "CharVocab":
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+        chars = read_json(path, "a character vocabulary (a JSON list)")
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            raise bad(path, "is not a JSON list of characters")
+        return cls(chars)

@@ -43,7 +43,8 @@ def run_stage(stage_fn: Callable, params_path: Path) -> None:
         # The tracking store failing after training: the outputs are already on disk.
         if type(exc).__module__.startswith(("mlflow", "requests")):
             raise click.ClickException(
-                f"MLflow tracking failed: {type(exc).__name__}: {str(exc)[:500]}. Outputs "
+                f"MLflow tracking failed: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}. Outputs "
                 "written so far are kept; fix the store and re-run (training resumes from "
                 "its checkpoint).") from exc
         raise

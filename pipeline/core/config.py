@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFl
                       model_validator)
 
 from .errors import ConfigError
+from .inputs import InputError, read_text
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -240,14 +241,19 @@ def section_from_dict(cls, values: dict, where: str):
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path} not found (run from the repository root, or give --params)")
+    fix = "`git diff params.yaml` shows what changed, `git checkout params.yaml` restores it"
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        text = read_text(path, "the params file (YAML)", fix)
+    except InputError as exc:  # a params problem, whatever the reader calls it
+        raise ConfigError(str(exc)) from exc
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: is not valid YAML ({' '.join(str(exc).split())}); "
+                          f"{fix}") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"{path}: must be a mapping of sections, got a "
+                          f"{type(raw).__name__}; {fix}")
     return params_from_dict(raw, str(path))
 
 

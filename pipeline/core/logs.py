@@ -58,12 +58,28 @@ def setup(level: str | None = None) -> None:
     # A stage run as `python -m pipeline.stages.X` logs as `__main__`.
     for ours in ("pipeline", "__main__"):
         logging.getLogger(ours).setLevel(name)
+    main_logger = logging.getLogger("__main__")
+    if not any(isinstance(f, _ModuleName) for f in main_logger.filters):
+        main_logger.addFilter(_ModuleName())
+    if not sys.stderr.isatty():  # MLflow's own download bars, in queue and CI logs
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Warnings become log lines (in the stage's log file too), and "default" shows each
     # one once per place it is raised from: DeprecationWarnings of libraries included,
     # which Python hides by default. A `-W` option or $PYTHONWARNINGS still decides.
     logging.captureWarnings(True)
     if not sys.warnoptions:
         warnings.simplefilter("default")
+
+
+class _ModuleName(logging.Filter):
+    """Shows a module run with `python -m` under its name (pipeline.stages.X), not as
+    `__main__`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if record.name == "__main__" and spec is not None:
+            record.name = spec.name
+        return True
 
 
 def progress(iterable=None, **kwargs) -> tqdm:

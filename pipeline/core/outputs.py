@@ -77,28 +77,11 @@ def write_json(path: Path, obj: Any) -> None:
                        encoding="utf-8")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def fingerprint(*parts: Any) -> str:
     """A digest of params and data identities: a checkpoint is resumed only by a run
     with the same fingerprint."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def require(path: Path, what: str, stage: str) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"{what} not found at {path}: run `dvc repro {stage}` first")
-    return path
-
-
-def read_provenance(name: str) -> dict:
-    """Where data set `name` was fetched from (data/provenance/<name>.json), or {}: outputs
-    pulled from a DVC remote come without it."""
-    path = PROVENANCE / f"{name}.json"
-    return read_json(path) if path.is_file() else {}
 
 
 def sha256_file(path: Path) -> str:

@@ -28,7 +28,8 @@ from mlflow.tracking import MlflowClient
 from ..core import logs
 from ..core.config import flatten
 from ..core.errors import TrackingUnavailable
-from ..core.outputs import read_provenance, repo_root, sha256_file
+from ..core.inputs import read_provenance
+from ..core.outputs import repo_root, sha256_file
 from .lineage import lineage_tags
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,14 @@ def start_run(experiment: str, stage: str, device: str, resume_file: Path,
     exp_id = experiment_id(client, experiment)
     run_id = None
     if resume_file.exists():
-        saved = json.loads(resume_file.read_text())
-        if saved.get("fingerprint") == fingerprint and saved.get("tracking_uri") == tracking_uri():
-            run_id = saved["run_id"]
+        try:
+            saved = json.loads(resume_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # a new run is the safe answer
+            log.warning("%s is unreadable (%s): starting a new run", resume_file, exc)
+            saved = {}
+        if (isinstance(saved, dict) and saved.get("fingerprint") == fingerprint
+                and saved.get("tracking_uri") == tracking_uri()):
+            run_id = saved.get("run_id")
     # CPU, memory (and GPU, with nvidia-ml-py) sampled while the run is active.
     if run_id is not None:
         run = mlflow.start_run(run_id=run_id, log_system_metrics=True)

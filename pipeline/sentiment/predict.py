@@ -3,6 +3,7 @@ prepared or raw text. Used by the evaluate stage, `predict` and the MLflow model
 neither the training code nor MLflow."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pandas as pd
 import torch
 
 from ..core.config import SentimentParams
-from ..core.outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, require
-from ..training.trained import load_trained
+from ..core.inputs import SENTIMENT_MODEL, InputError, read_text, require
+from ..core.outputs import MODEL_PRETRAIN, MODEL_SENTIMENT
+from ..training.trained import load_tensors, load_trained
 from .batches import review_batch
 from .model import SentimentLSTM, build_sentiment
 from .reviews import ReviewSet
@@ -32,34 +34,57 @@ def predict_reviews(model: SentimentLSTM, reviews: ReviewSet, device: torch.devi
 
 def load_sentiment_model(model_dir: Path = MODEL_SENTIMENT, device="cpu"):
     """The trained classifier, its vocabulary, its params and model.json."""
-    return load_trained(model_dir, SentimentParams, Vocab.load, "vocab.txt", build_sentiment,
-                        "the trained sentiment model", "train_sentiment", device)
+    return load_trained(model_dir, SENTIMENT_MODEL, SentimentParams, Vocab.load, "vocab.txt",
+                        build_sentiment, "predict", device)
 
 
-def encode_texts(texts: list[str], vocab: Vocab) -> tuple[ReviewSet, np.ndarray]:
-    """Raw texts as a ReviewSet the classifier reads, and how many known words each has."""
+# Raw text is scored on at most this many tokens: the first and last half of them (the
+# opening and the verdict, as in training). The longest review of the data set has fewer,
+# so no test figure depends on it; it bounds the time one huge input can take.
+MAX_TOKENS = 4000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str | None     # "positive", "negative", or None: no word the model knows
+    probability: float    # of `label` (NaN without one)
+    positive: float       # of "positive"
+    known_words: int
+    tokens: int           # in the whole review
+    cut: bool             # scored on its first and last MAX_TOKENS / 2 tokens only
+
+
+def encode_texts(texts: list[str], vocab: Vocab,
+                 max_tokens: int = MAX_TOKENS) -> tuple[ReviewSet, np.ndarray]:
+    """Raw texts as a ReviewSet the classifier reads (each cut to `max_tokens`, head and
+    tail), and how many known words each has."""
     tokens, lengths, offsets = encode_reviews(tokenize_many(texts), vocab)
     known = np.add.reduceat(tokens > 1, offsets) if len(texts) else np.zeros(0, np.int64)
     table = pd.DataFrame({"label": np.zeros(len(texts), np.float32), "n_tokens": lengths,
                           "offset": offsets})
-    return ReviewSet(tokens, table), known  # whole reviews: the head/tail cut is for training
+    half = max_tokens // 2
+    return ReviewSet(tokens, table, half, max_tokens - half), known
 
 
-def predict_texts(texts: list[str], model_dir: Path = MODEL_SENTIMENT,
-                  loaded=None) -> list[tuple[str, float, int]]:
-    """(label, probability of 'positive', known words) for each raw review text."""
+def predict_texts(texts: list[str], model_dir: Path = MODEL_SENTIMENT, loaded=None,
+                  max_tokens: int = MAX_TOKENS) -> list[Prediction]:
+    """The classifier's answer for each raw review text."""
     model, vocab, _, _ = loaded or load_sentiment_model(model_dir)
-    reviews, known = encode_texts(texts, vocab)
+    reviews, known = encode_texts(texts, vocab, max_tokens)
     probs = predict_reviews(model, reviews, torch.device("cpu"))
-    return [("positive" if q >= 0.5 else "negative", float(q), int(k))
-            for q, k in zip(probs, known)]
+    out = []
+    for q, k, n in zip(probs, known, reviews.full_lengths):
+        label = None if k == 0 else "positive" if q >= 0.5 else "negative"
+        prob = float("nan") if label is None else float(q if label == "positive" else 1 - q)
+        out.append(Prediction(label, prob, float(q), int(k), int(n), bool(n > max_tokens)))
+    return out
 
 
 def pretrained_encoder(vocab_file: Path, model_dir: Path = MODEL_PRETRAIN) -> dict:
     """The pretrained weights (embedding, and the LSTM after a word LM), checked to belong
     to this vocabulary."""
     require(model_dir / "encoder.pt", "the pretrained encoder", "pretrain")
-    if (model_dir / "vocab.txt").read_bytes() != Path(vocab_file).read_bytes():
-        raise ValueError(f"the encoder in {model_dir} was pretrained with another vocabulary "
-                         f"than {vocab_file}: run `dvc repro pretrain`")
-    return torch.load(model_dir / "encoder.pt", map_location="cpu", weights_only=True)
+    if read_text(model_dir / "vocab.txt") != read_text(vocab_file):
+        raise InputError(f"{model_dir}: the encoder was pretrained with another vocabulary "
+                         f"than {vocab_file}; run `dvc repro pretrain`")
+    return load_tensors(model_dir / "encoder.pt", "the pretrained encoder's weights")

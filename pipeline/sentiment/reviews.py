@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.inputs import load_array, read_table
 from .text import PAD_ID
+
+# What the readers below use of reviews.parquet.
+TABLE_COLUMNS = ("split", "label", "n_tokens", "offset")
 
 
 class ReviewSet:
@@ -73,8 +77,8 @@ class ReviewSet:
 def load_reviews(prepared: Path, head_tokens: int | None = None,
                  tail_tokens: int | None = None) -> dict[str, ReviewSet]:
     """The train/val/test splits, memory-mapped: loading takes milliseconds."""
-    tokens = np.load(prepared / "tokens.npy", mmap_mode="r")
-    table = pd.read_parquet(prepared / "reviews.parquet")
+    tokens = load_array(prepared / "tokens.npy", "the encoded reviews", mmap_mode="r")
+    table = read_table(prepared / "reviews.parquet", TABLE_COLUMNS)
     return {split: ReviewSet(tokens, part.reset_index(drop=True), head_tokens, tail_tokens)
             for split, part in table.groupby("split", sort=False)}
 
@@ -82,7 +86,7 @@ def load_reviews(prepared: Path, head_tokens: int | None = None,
 def review_tables(prepared: Path, splits: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     """The index of the prepared reviews (no text, no tokens) of each split: what MLflow
     shows of a dataset input (schema, row count)."""
-    table = pd.read_parquet(prepared / "reviews.parquet")
+    table = read_table(prepared / "reviews.parquet", TABLE_COLUMNS)
     return {s: table[table["split"] == s].reset_index(drop=True) for s in splits
             if (table["split"] == s).any()}
 

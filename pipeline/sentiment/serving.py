@@ -1,5 +1,7 @@
 """The classifier as a registered MLflow model: raw review text in (the tokenizer and
-vocabulary travel with it), label and probability of 'positive' out."""
+vocabulary travel with it); out, per review: the label ("none" when the review has no
+word the model knows), the probability of that label and of "positive", the known-word
+and token counts, and whether it was cut to MAX_TOKENS."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +12,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from ..mlops.registry import log_pyfunc
-from .predict import load_sentiment_model, predict_texts
+from .predict import MAX_TOKENS, load_sentiment_model, predict_texts
 
 NAME = "sentiment-lstm"
 # What the model imports beyond the standard library (tests/test_serving.py checks the
@@ -18,7 +20,12 @@ NAME = "sentiment-lstm"
 REQUIREMENTS = ["mlflow", "numpy", "pandas", "pydantic", "pyyaml", "torch"]
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
                            outputs=Schema([ColSpec("string", "label"),
-                                           ColSpec("double", "probability")]))
+                                           ColSpec("double", "probability"),
+                                           ColSpec("double", "p_positive"),
+                                           ColSpec("long", "known_words"),
+                                           ColSpec("long", "tokens"),
+                                           ColSpec("boolean", "cut")]))
+NO_LABEL = "none"
 EXAMPLE = pd.DataFrame({"text": ["A wonderful film, I loved it :)", "Dull and far too long."]})
 
 INTENDED_USE = (
@@ -30,8 +37,10 @@ LIMITS = [
     "English movie reviews only; other domains (products, tweets) need their own test.",
     "Trained on the first `head_tokens` and last `tail_tokens` tokens of long reviews; "
     "it reads whole reviews when scoring, so a very long review costs more time.",
-    "Words not in the training reviews become <unk>; a review with no known word is "
-    "answered from no evidence (`predict` reports the known-word count).",
+    "Words not in the training reviews become <unk>; a review with no known word gets "
+    "no label (`none`).",
+    f"Reviews longer than {MAX_TOKENS:,} tokens (none in IMDb) are scored on their first "
+    "and last half of that many (`cut`).",
 ]
 
 
@@ -42,8 +51,11 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         texts = [str(t) for t in model_input["text"]]
-        results = predict_texts(texts, loaded=self.loaded)
-        return pd.DataFrame([r[:2] for r in results], columns=["label", "probability"])
+        return pd.DataFrame([{"label": r.label or NO_LABEL, "probability": r.probability,
+                              "p_positive": r.positive, "known_words": r.known_words,
+                              "tokens": r.tokens, "cut": r.cut}
+                             for r in predict_texts(texts, loaded=self.loaded)],
+                            columns=[c.name for c in SIGNATURE.outputs.inputs])
 
 
 def log_sentiment_model(model_dir: Path, register: bool = True):

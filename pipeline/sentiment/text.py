@@ -15,6 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..core.inputs import bad, read_text
+
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 
@@ -85,7 +87,14 @@ class Vocab:
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
-        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+        text = read_text(path, "a vocabulary (one word per line)")
+        # save() ends the file with a newline and starts it with the two special tokens.
+        if not text.endswith("\n"):
+            raise bad(path, "does not end with a newline: truncated")
+        words = text.splitlines()
+        if words[:2] != [PAD, UNK]:
+            raise bad(path, f"does not start with {PAD} and {UNK}: not a vocabulary")
+        return cls(words)
 
 
 def encode_reviews(tokenized: Sequence[Sequence[str]],

@@ -28,7 +28,7 @@ def acquire_imdb(params: Params) -> dict:
         # One table instead of 50,000 small files: DVC hashes and checks one file, so
         # a `dvc repro` with nothing to do stays fast.
         shutil.rmtree(tree)
-        table.to_parquet(out / "reviews.parquet", index=False)
+        table.to_parquet(out / "reviews.parquet", index=False, write_page_checksum=True)
         # Only what the content determines: where it came from is provenance, kept
         # outside every hashed output.
         summary = {**counts, **read_stats}

@@ -12,8 +12,9 @@ from ..charlm.generate import generate, load_charlm
 from ..charlm.serving import INTENDED_USE, LIMITS, NAME
 from ..core.command import stage_command
 from ..core.config import Params
+from ..core.inputs import read_provenance
 from ..core.outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG,
-                            read_provenance, sha256_file, write_json)
+                            sha256_file, write_json)
 from ..mlops import tracking
 from ..mlops.model_card import attach_card, card_markdown
 from ..mlops.registry import Evidence, promote_if_better

@@ -8,7 +8,8 @@ import numpy as np
 from ..charlm.vocab import CharVocab
 from ..core.command import stage_command
 from ..core.config import Params
-from ..core.outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, require, staged_dir, write_json
+from ..core.inputs import read_text
+from ..core.outputs import PREPARED_GUTENBERG, RAW_GUTENBERG, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +17,7 @@ log = logging.getLogger(__name__)
 def prepare_gutenberg(params: Params) -> dict:
     """Character vocabulary, encoded text and the held-out tail."""
     p = params.gutenberg
-    text = require(RAW_GUTENBERG / "book.txt", "the stripped book", "acquire_gutenberg").read_text(
-        encoding="utf-8")
+    text = read_text(RAW_GUTENBERG / "book.txt", "the stripped book (UTF-8 text)")
     # The vocabulary covers the whole book, so the held-out tail never meets an unknown
     # character; it carries no other information about the tail.
     vocab = CharVocab.build(text)

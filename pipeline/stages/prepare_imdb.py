@@ -14,7 +14,8 @@ from ..core import logs
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.errors import ConfigError
-from ..core.outputs import PREPARED_IMDB, RAW_IMDB, read_json, require, staged_dir, write_json
+from ..core.inputs import read_json, read_table
+from ..core.outputs import PREPARED_IMDB, RAW_IMDB, staged_dir, write_json
 from ..sentiment.text import UNK_ID, Vocab, encode_reviews, tokenize_many
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,10 @@ def _summary(index: pd.DataFrame, vocab: Vocab, tokens: np.ndarray, read_stats: 
 def prepare_imdb(params: Params) -> dict:
     """Tokenise every review once; split; build the vocabulary; encode to arrays."""
     p = params.imdb
-    raw = require(RAW_IMDB / "reviews.parquet", "acquired IMDb reviews", "acquire_imdb")
+    raw = read_table(RAW_IMDB / "reviews.parquet", ("split", "text", "label"),
+                     "the acquired IMDb reviews")
     started = time.perf_counter()
-    table = _split(pd.read_parquet(raw), p, params.seed)
+    table = _split(raw, p, params.seed)
     tokenized = tokenize_many(list(logs.progress(table["text"], desc="tokenise", unit="review")))
     vocab = Vocab.build((t for t, s in zip(tokenized, table["split"]) if s == "train"),
                         min_freq=p.min_freq, max_size=p.max_vocab)
@@ -99,7 +101,7 @@ def prepare_imdb(params: Params) -> dict:
     index = table.drop(columns=["text"]).assign(n_tokens=lengths, offset=offsets)
     with staged_dir(PREPARED_IMDB) as out:
         np.save(out / "tokens.npy", tokens)
-        index.to_parquet(out / "reviews.parquet", index=False)
+        index.to_parquet(out / "reviews.parquet", index=False, write_page_checksum=True)
         vocab.save(out / "vocab.txt")
         summary = _summary(index, vocab, tokens, read_json(RAW_IMDB / "summary.json"))
         write_json(out / "summary.json", summary)

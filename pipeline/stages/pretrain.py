@@ -25,8 +25,8 @@ import torch
 
 from ..core.command import stage_command
 from ..core.config import Params
-from ..core.outputs import (MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, read_json, read_provenance,
-                            require, staged_dir, write_json)
+from ..core.inputs import read_json, read_provenance, require
+from ..core.outputs import MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, staged_dir, write_json
 from ..mlops import tracking
 from ..mlops.plots import plot_history
 from ..sentiment import embeddings

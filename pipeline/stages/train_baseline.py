@@ -13,8 +13,9 @@ import pandas as pd
 from ..baseline import NAME, fit_tfidf, log_tfidf_model, pipeline_bytes, top_features
 from ..core.command import stage_command
 from ..core.config import Params, flatten
-from ..core.outputs import (METRICS, MODEL_BASELINE, PLOTS, PREPARED_IMDB, read_json,
-                            read_provenance, require, staged_dir, write_json)
+from ..core.inputs import read_json, read_provenance, require
+from ..core.outputs import (METRICS, MODEL_BASELINE, PLOTS, PREPARED_IMDB, staged_dir,
+                            write_json)
 from ..mlops import tracking
 from ..mlops.registry import Evidence, promote_if_better
 from ..sentiment.reviews import review_tables, which_reviews

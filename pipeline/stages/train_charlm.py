@@ -12,7 +12,8 @@ from ..charlm.task import CharTask
 from ..charlm.vocab import CharVocab
 from ..core.command import stage_command
 from ..core.config import Params
-from ..core.outputs import MODEL_CHARLM, PREPARED_GUTENBERG, require
+from ..core.inputs import require
+from ..core.outputs import MODEL_CHARLM, PREPARED_GUTENBERG
 from ..training.runtime import setup_for
 from ..training.tracked import TrainingRun, train_and_track
 

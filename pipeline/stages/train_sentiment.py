@@ -7,7 +7,8 @@ import shutil
 
 from ..core.command import stage_command
 from ..core.config import Params, SentimentParams
-from ..core.outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, PREPARED_IMDB, require, sha256_file
+from ..core.inputs import require
+from ..core.outputs import MODEL_PRETRAIN, MODEL_SENTIMENT, PREPARED_IMDB, sha256_file
 from ..sentiment.model import ENCODER_PREFIXES, SentimentLSTM, build_sentiment, load_encoder
 from ..sentiment.predict import pretrained_encoder
 from ..sentiment.reviews import load_reviews, review_tables

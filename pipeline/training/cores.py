@@ -8,6 +8,7 @@ two workers and a worker left alone takes them all back.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import time
@@ -33,10 +34,23 @@ def _take_slot() -> None:
     path = SLOTS / f"{os.getpid()}.lock"
     # Another process may remove the file between open and lock, taking it for a dead
     # process's: lock again until the locked file is the one on disk.
+    if _held is None:
+        atexit.register(_release)
     while _held is None or not path.exists():
         SLOTS.mkdir(parents=True, exist_ok=True)
+        if _held is not None:
+            _held.close()
         _held = open(path, "w")
         fcntl.flock(_held, fcntl.LOCK_EX)
+
+
+def _release() -> None:
+    """Give the slot back when the process ends (a killed one's is removed by the others)."""
+    global _held
+    if _held is not None:
+        Path(_held.name).unlink(missing_ok=True)
+        _held.close()
+        _held = None
 
 
 def _live_processes() -> int:

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 from ..core.config import Params, TrainingParams, flatten
-from ..core.outputs import (CHECKPOINTS, PLOTS, fingerprint, read_json, read_provenance,
-                            sha256_file, staged_dir, write_json)
+from ..core.inputs import read_json, read_provenance
+from ..core.outputs import CHECKPOINTS, PLOTS, fingerprint, sha256_file, staged_dir, write_json
 from ..mlops import tracking
 from ..mlops.plots import plot_history
 from .loop import FitResult, LoopConfig, Task, fit
@@ -103,6 +103,7 @@ def _write_outputs(spec: TrainingRun, task: Task, result: FitResult) -> None:
         torch.save(result.best_state, out / "model.pt")
         write_json(out / "model.json", {
             "params": spec.section.model_dump(), **spec.extra_params,
+            "weights_sha256": sha256_file(out / "model.pt"),
             **_summary(task, result), "best_metrics": result.best_metrics})
         history.to_csv(out / "history.csv", index=False)
         spec.write_extra(out)
