@@ -316,11 +316,12 @@ def test_registered_models_serve(local_repo, tmp_path):
         status, body = http("POST", f"{url}/invocations", json.dumps(
             {"dataframe_records": [{"text": t} for t in texts]}).encode(), timeout=60)
         assert status == 200, body[:2000]
-        predictions = json.loads(body)["predictions"]
+        predictions = json.loads(body, parse_constant=pytest.fail)["predictions"]  # no NaN
         assert len(predictions) == len(texts)
         for text, p in zip(texts, predictions):
             if not text:  # no word the model knows: no label, no probability of one
                 assert p["label"] == "none" and p["known_words"] == 0, p
+                assert p["probability"] is None, p  # JSON null
                 continue
             assert 0.0 <= p["p_positive"] <= 1.0
             assert p["label"] == ("positive" if p["p_positive"] >= 0.5 else "negative")

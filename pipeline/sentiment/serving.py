@@ -51,11 +51,15 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         texts = [str(t) for t in model_input["text"]]
-        return pd.DataFrame([{"label": r.label or NO_LABEL, "probability": r.probability,
-                              "p_positive": r.positive, "known_words": r.known_words,
-                              "tokens": r.tokens, "cut": r.cut}
-                             for r in predict_texts(texts, loaded=self.loaded)],
-                            columns=[c.name for c in SIGNATURE.outputs.inputs])
+        answers = pd.DataFrame([{"label": r.label or NO_LABEL, "probability": r.probability,
+                                 "p_positive": r.positive, "known_words": r.known_words,
+                                 "tokens": r.tokens, "cut": r.cut}
+                                for r in predict_texts(texts, loaded=self.loaded)],
+                               columns=[c.name for c in SIGNATURE.outputs.inputs])
+        # No label, no probability: None (JSON null), as NaN is no JSON.
+        answers["probability"] = answers["probability"].astype(object)
+        answers.loc[answers["label"] == NO_LABEL, "probability"] = None
+        return answers
 
 
 def log_sentiment_model(model_dir: Path, register: bool = True):
