@@ -33,7 +33,7 @@ STAGES = {
     "prepare-imdb": ("prepare_imdb", "Tokenise, split, build the vocabulary, encode."),
     "prepare-gutenberg": ("prepare_gutenberg",
                           "Character vocabulary, encoded text, held-out tail."),
-    "pretrain": ("pretrain", "Word vectors (or a word LM) for the classifier."),
+    "pretrain": ("pretrain", "Word vectors for the classifier."),
     "train-sentiment": ("train_sentiment", "Train the review classifier."),
     "evaluate-sentiment": ("evaluate_sentiment", "Score the classifier on the test reviews."),
     "train-baseline": ("train_baseline", "TF-IDF + logistic regression: the bar to beat."),

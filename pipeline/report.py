@@ -26,6 +26,8 @@ ROWS = [
     ("charlm", "val_loss", "char LM: held-out loss, nats/char (last 10% of the book)", "{:.4f}",
      "none (training: ~1.10)"),
     ("charlm", "val_bpc", "char LM: held-out bits/char", "{:.4f}", ""),
+    ("charlm", "val_loss_dynamic", "char LM: held-out loss with dynamic evaluation",
+     "{:.4f}", ""),
     ("charlm", "val_windowed_loss", "char LM: held-out loss from a zero state, 40-char windows",
      "{:.4f}", ""),
 ]

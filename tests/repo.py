@@ -25,11 +25,9 @@ ALL_STAGES = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 # Small enough that a full `dvc repro` takes well under a minute on 2 cores.
 TINY_PARAMS = {
     "imdb": {"expected_per_class": N_PER_CLASS, "expected_unlabelled": N_UNLABELLED, "val_size": 30},
-    # The word LM, the longest pretraining path (tests/test_team.py runs `embeddings`).
     "sentiment": {"epochs": 2, "batch_size": 16, "embed_dim": 16, "hidden_size": 16,
-                  "fc_size": 16, "pretrained": "lm"},
-    "pretrain": {"steps": 20, "eval_every": 10, "seq_len": 20, "batch_size": 8,
-                 "eval_tokens": 2000, "cutoffs": [50, 200]},
+                  "fc_size": 16, "pretrained": "embeddings"},
+    "pretrain": {"embedding_window": 2},
     "charlm": {"steps": 40, "eval_every": 20, "embed_dim": 16, "hidden_size": 32,
                "batch_size": 16},
     "samples": {"length": 40},

@@ -220,13 +220,14 @@ def test_bad_choice_names_the_key(tmp_path, section, key, value):
     ("baseline", "c_values", [1.0, -3.0]),
     ("baseline", "c_values", []),
     ("baseline", "c_values", 10),
-    ("pretrain", "cutoffs", [10000, 2000]),
-    ("pretrain", "cutoffs", [0, 2000]),
-    ("pretrain", "cutoffs", []),
-    ("pretrain", "steps", 0),
-    ("pretrain", "dropout", -0.1),
     ("pretrain", "embedding_window", 0),
+    ("pretrain", "steps", 3000),  # the word LM's knobs went with it
     ("sentiment", "pretrained", "word2vec"),
+    ("sentiment", "pretrained", "lm"),
+    ("dynamic_eval", "lrs", []),
+    ("dynamic_eval", "lrs", [0.01, -0.1]),
+    ("dynamic_eval", "decays", [1.0]),
+    ("dynamic_eval", "tune_chars", 0),
     ("sentiment", "pretrained", True),
 ])
 def test_bad_numbers_name_the_key(tmp_path, section, key, value):
@@ -250,16 +251,6 @@ def test_cannot_average_more_epochs_than_are_trained(tmp_path):
         load_params(_write(tmp_path, raw))
     raw["sentiment"]["average_last_epochs"] = 3
     assert load_params(_write(tmp_path, raw)).sentiment.average_last_epochs == 3
-
-
-def test_pretrained_lm_needs_a_unidirectional_model(tmp_path):
-    raw = _raw()
-    raw["sentiment"]["pretrained"], raw["sentiment"]["bidirectional"] = "lm", True
-    with pytest.raises(ConfigError, match="sentiment.pretrained"):
-        load_params(_write(tmp_path, raw))
-    # Word vectors suit either direction.
-    raw["sentiment"]["pretrained"] = "embeddings"
-    assert load_params(_write(tmp_path, raw)).sentiment.bidirectional
 
 
 def test_missing_params_file(tmp_path):

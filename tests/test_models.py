@@ -5,12 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.charlm.model import CharLSTM
+from pipeline.charlm.model import CharLSTM, SequenceDropout
 from pipeline.core.config import SentimentParams
 from pipeline.sentiment.model import SentimentLSTM, load_encoder
 from pipeline.sentiment.predict import predict_texts
 from pipeline.sentiment.text import PAD, PAD_ID, UNK, UNK_ID, Vocab, tokenize
-from pipeline.sentiment.wordlm import WordLM
 
 VOCAB = 40
 
@@ -68,50 +67,56 @@ def test_charlstm_shapes(num_layers):
     torch.testing.assert_close(torch.cat([l1, l2], dim=1), logits, rtol=0, atol=1e-6)
 
 
+def test_sequence_dropout_drops_a_unit_for_the_whole_sequence():
+    drop = SequenceDropout(0.5)
+    x = torch.ones(6, 9, 40)
+    torch.manual_seed(0)
+    out = drop.train()(x)
+    # One mask per sequence and feature: the same at every time step ...
+    assert torch.equal(out, out[:, :1, :].expand_as(out))
+    # ... each unit dropped or scaled up to keep the expectation, about half of them.
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    assert 0.3 < (out[:, 0, :] == 0).float().mean().item() < 0.7
+    # Other sequences get other masks; evaluation drops nothing.
+    assert not torch.equal(out[0], out[1])
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_charlstm_dropout_is_off_in_evaluation():
+    torch.manual_seed(0)
+    model = CharLSTM(vocab_size=13, embed_dim=7, hidden_size=9, num_layers=2, dropout=0.5)
+    x = torch.randint(0, 13, (3, 11))
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0], rtol=0, atol=0)
+    model.train()
+    assert not torch.equal(model(x)[0], model(x)[0])
+
+
 # --------------------------------------------------------------------------- pretraining
-def _word_lm(**kw) -> WordLM:
+def _encoder(**kw) -> dict[str, torch.Tensor]:
+    """Pretrained weights as an encoder.pt holds them: by parameter name (another
+    model's, seeded differently from _model's)."""
     torch.manual_seed(1)
-    args = dict(embed_dim=8, hidden_size=6, cutoffs=(10, 20))
+    args = dict(embed_dim=8, hidden_size=6, fc_size=5)
     args.update(kw)
-    return WordLM(VOCAB, **args)
-
-
-def test_word_lm_nll_is_the_sum_of_next_word_losses():
-    lm = _word_lm().eval()
-    x, y = torch.randint(0, VOCAB, (3, 7)), torch.randint(0, VOCAB, (3, 7))
-    nll, (h, c) = lm(x, y)
-    assert h.shape == (1, 3, 6) and c.shape == (1, 3, 6)
-    out, _ = lm.lstm(lm.embedding(x))
-    log_probs = lm.softmax.log_prob(out.reshape(-1, 6))
-    # A proper distribution over the whole vocabulary, and the loss reads it at the targets.
-    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(21))
-    torch.testing.assert_close(nll, -log_probs.gather(1, y.reshape(-1, 1)).sum())
-    # The state carries on: two halves with the state passed equal one call.
-    n1, s1 = lm(x[:, :3], y[:, :3])
-    n2, _ = lm(x[:, 3:], y[:, 3:], s1)
-    torch.testing.assert_close(n1 + n2, nll)
-
-
-def test_word_lm_keeps_cutoffs_inside_a_small_vocabulary():
-    assert _word_lm(cutoffs=(2000, 10000)).softmax.cutoffs == [VOCAB // 2, VOCAB]
-    assert _word_lm(cutoffs=(10, 2000)).softmax.cutoffs == [10, VOCAB]
+    source = SentimentLSTM(VOCAB, **args)
+    return {k: v.detach().clone() for k, v in source.state_dict().items()
+            if k.startswith(("embedding.", "lstm."))}
 
 
 def test_sentiment_model_starts_from_the_pretrained_encoder():
-    lm = _word_lm(cutoffs=(10, 20))
-    encoder = lm.encoder_state_dict()
-    assert encoder and all(k.startswith(("embedding.", "lstm.")) for k in encoder)
+    vectors = {"embedding.weight": _encoder()["embedding.weight"]}  # the word vectors
     model = _model()
-    untouched = model.fc[0].weight.clone()
-    load_encoder(model, encoder)
-    torch.testing.assert_close(model.embedding.weight, lm.embedding.weight)
-    torch.testing.assert_close(model.lstm.weight_hh_l0, lm.lstm.weight_hh_l0)
+    lstm_before, untouched = model.lstm.weight_hh_l0.clone(), model.fc[0].weight.clone()
+    load_encoder(model, vectors)
+    torch.testing.assert_close(model.embedding.weight, vectors["embedding.weight"])
+    torch.testing.assert_close(model.lstm.weight_hh_l0, lstm_before)
     torch.testing.assert_close(model.fc[0].weight, untouched)
 
 
 @pytest.mark.parametrize("kw", [{"hidden_size": 7}, {"embed_dim": 9}, {"num_layers": 2}])
 def test_an_encoder_of_other_sizes_is_refused_by_name(kw):
-    encoder = _word_lm(**kw).encoder_state_dict()
+    encoder = _encoder(**kw)
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="embed_dim, hidden_size and num_layers"):

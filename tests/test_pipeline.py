@@ -57,6 +57,11 @@ def test_metrics_files(repo):
     vocab = len(json.loads((repo / "data/prepared/gutenberg/chars.json").read_text()))
     assert 0 < charlm["val_loss"] < torch.log(torch.tensor(float(vocab))).item()
     assert charlm["val_bpc"] == pytest.approx(charlm["val_loss"] / 0.6931471805599453)
+    # Dynamic evaluation: settings from the params' grid, tuned on training text, and a
+    # held-out figure of its own.
+    assert charlm["dynamic_lr"] in (0.01, 0.03, 0.1) and charlm["dynamic_decay"] == 0.0
+    assert charlm["tune_loss_dynamic"] > 0 and charlm["tune_loss_static"] > 0
+    assert 0 < charlm["val_loss_dynamic"] < torch.log(torch.tensor(float(vocab))).item()
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "test_accuracy" in shown and "val_bpc" in shown
     samples = (repo / "data/eval/charlm/samples.txt").read_text()
@@ -106,7 +111,7 @@ def test_sentiment_run_is_tracked(repo):
     artifacts = {a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
     assert {"outputs/model.pt", "outputs/vocab.txt", "outputs/history.csv"} <= artifacts
     assert {a.path for a in c.list_artifacts(r.info.run_id, "plots")} == {
-        "plots/learning_curves.png", "plots/confusion.png"}
+        "plots/learning_curves.png", "plots/time_to_quality.png", "plots/confusion.png"}
     # The logged model is registered and points back to this run.
     versions = c.search_model_versions("name='sentiment-lstm'")
     assert [v.run_id for v in versions] == [r.info.run_id]
@@ -154,17 +159,16 @@ def test_pretraining_reads_only_training_reviews_and_is_tracked(repo):
     table = pd.read_parquet(repo / "data/prepared/imdb/reviews.parquet")
     read = table[table["split"].isin(["train", "unsup"])]
     assert (table["split"] == "unsup").sum() == N_UNLABELLED
-    # Every training and unlabelled review whole plus its end marker, and nothing else
-    # (no validation or test text).
-    assert int(r.data.params["train_words"]) == int(read["n_tokens"].sum()) + len(read)
-    assert r.data.params["pretrain.steps"] == "20"
-    assert r.data.params["sentiment.hidden_size"] == "16"
-    assert len(c.get_metric_history(r.info.run_id, "val_perplexity")) == 2
-    assert {"outputs/encoder.pt", "outputs/vocab.txt"} <= {
-        a.path for a in c.list_artifacts(r.info.run_id, "outputs")}
+    # Every training and unlabelled review whole, and nothing else (no validation or
+    # test text).
+    assert r.data.metrics["train_words"] == int(read["n_tokens"].sum())
+    assert r.data.metrics["unlabelled_reviews"] == N_UNLABELLED
+    assert r.data.params["pretrain.embedding_window"] == "2"
+    assert r.data.params["sentiment.embed_dim"] == "16"
+    assert {d.dataset.name for d in r.inputs.dataset_inputs} == {"imdb-train", "imdb-unsup"}
     # The sentiment run records which encoder it started from.
     _, lstm = only_run(repo, "sentiment", "train_sentiment")
-    assert lstm.data.params["sentiment.pretrained"] == "lm"
+    assert lstm.data.params["sentiment.pretrained"] == "embeddings"
     assert lstm.data.params["pretrained_encoder_sha256"] == sha256_file(
         repo / "data/models/pretrain/encoder.pt")
 
@@ -174,6 +178,15 @@ def test_charlm_run_is_tracked(repo):
     assert r.data.params["charlm.steps"] == "40"
     assert len(c.get_metric_history(r.info.run_id, "val_loss")) == 2
     assert "final_val_bpc" in r.data.metrics and "final_val_windowed_loss" in r.data.metrics
+    assert "final_val_loss_dynamic" in r.data.metrics
+    # Quality against time: a metric at each evaluation, a table and a plot.
+    walls = [m.value for m in c.get_metric_history(r.info.run_id, "wall_seconds")]
+    assert len(walls) == 2 and walls == sorted(walls)
+    import pandas as pd
+    curve = pd.read_csv(repo / "plots/charlm/time_to_quality.csv")
+    assert list(curve.columns) == ["step", "seconds", "val_loss"] and len(curve) == 2
+    assert "plots/time_to_quality.png" in {a.path for a in c.list_artifacts(r.info.run_id,
+                                                                             "plots")}
     samples = {a.path for a in c.list_artifacts(r.info.run_id, "samples")}
     assert samples == {f"samples/temperature_{t}.txt" for t in (0.5, 1.0, 2.0)}
     assert {d.dataset.name for d in r.inputs.dataset_inputs} == {"gutenberg-train",
@@ -321,7 +334,7 @@ def changed_stages(repo) -> set[str]:
 
 # A module of each family, and shared ones: editing it re-runs exactly its importers.
 EDITED_MODULES = {
-    "pipeline/sentiment/model.py": {"pretrain", "train_sentiment", "evaluate_sentiment"},
+    "pipeline/sentiment/model.py": {"train_sentiment", "evaluate_sentiment"},
     "pipeline/charlm/model.py": {"train_charlm", "evaluate_charlm"},
     "pipeline/sentiment/text.py": None, "pipeline/acquire/mirrors.py": None,
     "pipeline/training/loop.py": None, "pipeline/stages/evaluate_charlm.py": None,
@@ -348,6 +361,7 @@ def test_editing_a_module_changes_exactly_the_stages_that_import_it(repo, module
 
 @pytest.mark.parametrize("key, value, expected", [
     (("samples", "prime"), "Captain", {"evaluate_charlm"}),   # sampling is not training
+    (("dynamic_eval", "tune_chars"), 1000, {"evaluate_charlm"}),  # nor is scoring
     (("train", "checkpoint_every"), 3, set()),                # changes no result
     (("train", "num_threads"), 1, set()),
     (("imdb", "url"), "file:///elsewhere/aclImdb_v1.tar.gz", set()),  # where, not what

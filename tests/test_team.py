@@ -181,7 +181,7 @@ def mlflow_server(postgres, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server_repo(mlflow_server, fixture_data, tmp_path_factory):
     """The sentiment branch of the pipeline, tracked on the server, starting from word
-    vectors (the default; tests/test_pipeline.py runs the word LM)."""
+    vectors (the default)."""
     uri, _ = mlflow_server
     repo = make_repo(tmp_path_factory.mktemp("server") / "repo",
                      {**fixture_data, "sentiment": {"pretrained": "embeddings"}})

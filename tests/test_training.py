@@ -43,6 +43,20 @@ def test_training_changes_the_weights_and_learns():
     assert [row["step"] for row in result.history] == [10, 20, 30, 40]
 
 
+def test_the_time_to_quality_curve_has_every_evaluation():
+    logged = []
+    _, _, result = train(seed=3, n_periods=4, steps=10, log=lambda m, s: logged.append((s, m)))
+    assert [row["step"] for row in result.timeline] == [10, 20, 30, 40]
+    assert [row["val_loss"] for row in result.timeline] == [
+        row["val_loss"] for row in result.history]
+    seconds = [row["seconds"] for row in result.timeline]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    # ... and in the tracked metrics, at the step of each evaluation.
+    walls = [(s, m["wall_seconds"]) for s, m in logged if "wall_seconds" in m]
+    assert [s for s, _ in walls] == [10, 20, 30, 40]
+    assert [round(w, 1) for _, w in walls] == seconds
+
+
 # --------------------------------------------------------------------------- resume
 # The average of the last 3 epochs starts in epoch 2: the checkpoint must hold it.
 @pytest.mark.parametrize("scheduler, average", [("none", None), ("cosine", None), ("cosine", 3)])
@@ -64,6 +78,11 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler, average):
     assert res_b.best_period == res_a.best_period
     assert res_b.best_step == res_a.best_step
     assert res_b.best_metrics == res_a.best_metrics
+    # The time-to-quality curve goes on from the checkpoint: the killed run's first two
+    # evaluations, then the resumed ones, seconds still adding up.
+    assert [row["step"] for row in res_b.timeline] == [row["step"] for row in res_a.history]
+    seconds = [row["seconds"] for row in res_b.timeline]
+    assert seconds == sorted(seconds) and seconds[0] > 0
     assert_same_state(res_b.best_state, res_a.best_state)
     assert to_bytes(res_b.best_state) == to_bytes(res_a.best_state)
     assert_same_state(model_b.state_dict(), model_a.state_dict())

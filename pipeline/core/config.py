@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat,
-                      PositiveInt, StrictFloat, StrictInt, ValidationError, field_validator,
-                      model_validator)
+                      PositiveInt, StrictFloat, StrictInt, ValidationError, model_validator)
 
 from .errors import ConfigError
 from .inputs import InputError, read_text
@@ -37,7 +36,6 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 Scheduler = Literal["none", "cosine"]
 PositiveNumber = Annotated[Union[StrictInt, StrictFloat], Field(gt=0)]
 # YAML gives lists; the params keep tuples (hashable, immutable).
-PositiveInts = Annotated[tuple[PositiveInt, ...], Field(strict=False, min_length=1)]
 PositiveFloats = Annotated[tuple[PositiveFloat, ...], Field(strict=False, min_length=1)]
 PositiveNumbers = Annotated[tuple[PositiveNumber, ...], Field(strict=False, min_length=1)]
 
@@ -84,15 +82,12 @@ class SentimentParams(Section):
     scheduler: Scheduler = "none"
     clip_grad_norm: PositiveFloat = 1.0
     patience: Optional[PositiveInt] = None
-    pretrained: Literal["none", "embeddings", "lm"] = "none"
+    pretrained: Literal["none", "embeddings"] = "none"
     encoder_lr_scale: PositiveFloat = 1.0
     average_last_epochs: Optional[PositiveInt] = None
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.pretrained == "lm" and self.bidirectional:
-            raise ValueError("pretrained: lm needs a unidirectional LSTM (the pretrained "
-                             "language model reads left to right)")
         if self.average_last_epochs is not None and self.average_last_epochs > self.epochs:
             raise ValueError(f"average_last_epochs ({self.average_last_epochs}) is more than "
                              f"epochs ({self.epochs})")
@@ -102,29 +97,10 @@ class SentimentParams(Section):
 
 
 class PretrainParams(Section):
-    """What the sentiment model starts from (`sentiment.pretrained`): word vectors
-    (`embedding_window`) or a word language model (the rest). Sizes are the sentiment
-    model's; these are the training knobs. The book has no such stage."""
+    """The word vectors the sentiment model may start from (`sentiment.pretrained:
+    embeddings`); their size is the sentiment model's embed_dim. The book has no such
+    stage."""
     embedding_window: PositiveInt = 5
-    dropout: Fraction = 0.1
-    seq_len: PositiveInt = 70
-    batch_size: PositiveInt = 64
-    steps: PositiveInt = 2000
-    lr: PositiveFloat = 2e-3
-    weight_decay: NonNegativeFloat = 0.0
-    scheduler: Scheduler = "cosine"
-    clip_grad_norm: PositiveFloat = 1.0
-    eval_every: PositiveInt = 500
-    eval_tokens: PositiveInt = 200_000
-    cutoffs: PositiveInts = (2000, 10000)
-    patience: Optional[PositiveInt] = None
-
-    @field_validator("cutoffs")
-    @classmethod
-    def _increasing(cls, cutoffs):
-        if list(cutoffs) != sorted(set(cutoffs)):
-            raise ValueError("must be increasing word ranks")
-        return cutoffs
 
 
 class BaselineParams(Section):
@@ -161,6 +137,16 @@ class SamplesParams(Section):
     top_k: Optional[PositiveInt] = None
 
 
+class DynamicEvalParams(Section):
+    """Dynamic evaluation of the char LM (charlm/dynamic.py): an extra held-out figure,
+    read by evaluate_charlm only. Every (lr, decay) pair is tried on the last `tune_chars`
+    characters of the training text; the best scores the held-out text."""
+    seq_len: PositiveInt = 50
+    lrs: PositiveFloats = (0.01, 0.03, 0.1)
+    decays: Annotated[tuple[Fraction, ...], Field(strict=False, min_length=1)] = (0.0,)
+    tune_chars: PositiveInt = 20000
+
+
 class TrainParams(Section):
     checkpoint_every: PositiveInt = 1
     deterministic: bool = False
@@ -169,9 +155,9 @@ class TrainParams(Section):
     nproc: PositiveInt = 1
 
 
-# The sections the training loop trains from, and those of the two language models.
-TrainingParams = Union[SentimentParams, PretrainParams, CharLMParams]
-LanguageModelParams = Union[PretrainParams, CharLMParams]
+# The sections the training loop trains from, and that of the language model.
+TrainingParams = Union[SentimentParams, CharLMParams]
+LanguageModelParams = CharLMParams
 
 
 class Params(Section):
@@ -184,6 +170,7 @@ class Params(Section):
     baseline: BaselineParams = BaselineParams()
     charlm: CharLMParams = CharLMParams()
     samples: SamplesParams = SamplesParams()
+    dynamic_eval: DynamicEvalParams = DynamicEvalParams()
     train: TrainParams = TrainParams()
 
 

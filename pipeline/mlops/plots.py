@@ -21,3 +21,17 @@ def plot_history(history: list[dict], x: str, series: list[str], path: Path, tit
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_time_to_quality(timeline: list[dict], metric: str, path: Path, title: str) -> None:
+    """The validation metric against wall-clock minutes: what one more minute buys."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([row["seconds"] / 60 for row in timeline], [row[metric] for row in timeline],
+            marker="o")
+    ax.set_xlabel("minutes of training and evaluation")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

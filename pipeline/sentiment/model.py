@@ -69,7 +69,8 @@ ENCODER_PREFIXES = ("embedding.", "lstm.")
 
 
 def load_encoder(model: SentimentLSTM, encoder_state: dict[str, torch.Tensor]) -> None:
-    """Start `model` from a pretrained embedding + LSTM; the rest keeps its initial values."""
+    """Start `model` from pretrained weights (the word vectors' embedding); the rest keeps
+    its initial values."""
     own = model.state_dict()
     mismatched = [f"{k}: pretrained {tuple(v.shape)} vs model {tuple(own[k].shape)}"
                   for k, v in encoder_state.items() if k in own and own[k].shape != v.shape]

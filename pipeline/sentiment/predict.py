@@ -81,8 +81,7 @@ def predict_texts(texts: list[str], model_dir: Path = MODEL_SENTIMENT, loaded=No
 
 
 def pretrained_encoder(vocab_file: Path, model_dir: Path = MODEL_PRETRAIN) -> dict:
-    """The pretrained weights (embedding, and the LSTM after a word LM), checked to belong
-    to this vocabulary."""
+    """The pretrained weights (the embedding), checked to belong to this vocabulary."""
     require(model_dir / "encoder.pt", "the pretrained encoder", "pretrain")
     if read_text(model_dir / "vocab.txt") != read_text(vocab_file):
         raise InputError(f"{model_dir}: the encoder was pretrained with another vocabulary "

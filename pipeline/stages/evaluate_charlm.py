@@ -7,18 +7,19 @@ import logging
 import mlflow
 
 from ..charlm.data import load_chars
+from ..charlm.dynamic import tune_and_evaluate
 from ..charlm.evaluation import loss_report, stateful_loss, windowed_loss
 from ..charlm.generate import generate, load_charlm
 from ..charlm.serving import INTENDED_USE, LIMITS, NAME
 from ..core.command import stage_command
 from ..core.config import Params
 from ..core.inputs import read_provenance
-from ..core.outputs import (EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG,
-                            sha256_file, write_json)
+from ..core.outputs import EVAL_CHARLM, METRICS, MODEL_CHARLM, PREPARED_GUTENBERG, write_json
 from ..mlops import tracking
 from ..mlops.model_card import attach_card, card_markdown
 from ..mlops.registry import Evidence, promote_if_better
 from ..training.runtime import setup_for
+from ..training.trained import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def evaluate_charlm(params: Params) -> dict:
     """Held-out loss of the char LSTM, and samples at several temperatures."""
     device = setup_for(params)
     model, vocab, _, info = load_charlm(device=device)
-    _, val = load_chars(PREPARED_GUTENBERG)
+    train, val = load_chars(PREPARED_GUTENBERG)
     stateful = loss_report(stateful_loss(model, val, device))
     # The book's view whatever the training mode: random 40-char windows from a zero
     # state, so the figure compares across recipes.
@@ -45,13 +46,14 @@ def evaluate_charlm(params: Params) -> dict:
                                          seed=params.seed))
     metrics = {**{f"val_{k}": v for k, v in stateful.items()},
                **{f"val_windowed_{k}": v for k, v in windowed.items()},
+               **tune_and_evaluate(model, train, val, device, params.dynamic_eval),
                "best_step": info["best_step"], "val_characters": int(len(val))}
     write_json(METRICS / "charlm.json", metrics)
     samples = _samples(model, vocab, params, device)
     EVAL_CHARLM.mkdir(parents=True, exist_ok=True)
     (EVAL_CHARLM / "samples.txt").write_text("\n".join(samples), encoding="utf-8")
 
-    with tracking.open_training_run("charlm", sha256_file(MODEL_CHARLM / "model.pt"),
+    with tracking.open_training_run("charlm", weights_digest(MODEL_CHARLM, info),
                                     "evaluate_charlm") as run:
         digest = tracking.content_digest(PREPARED_GUTENBERG)
         datasets = tracking.log_datasets("gutenberg", {"val": val.numpy()}, PREPARED_GUTENBERG,
@@ -65,8 +67,9 @@ def evaluate_charlm(params: Params) -> dict:
         for t, sample in zip(params.samples.temperatures, samples):
             mlflow.log_text(sample, f"samples/temperature_{t}.txt")
         mlflow.log_artifact(str(METRICS / "charlm.json"), "metrics")
-    log.info("held-out loss %.4f nats/char (%.4f bits/char), zero-state %d-char windows %.4f "
-             "-> %s, %s", stateful["loss"], stateful["bpc"], BOOK_WINDOW, windowed["loss"],
+    log.info("held-out loss %.4f nats/char (%.4f bits/char), dynamic evaluation %.4f, "
+             "zero-state %d-char windows %.4f -> %s, %s", stateful["loss"], stateful["bpc"],
+             metrics["val_loss_dynamic"], BOOK_WINDOW, windowed["loss"],
              METRICS / "charlm.json", EVAL_CHARLM / "samples.txt")
     log.info("%s", samples[0])
     return metrics
@@ -79,6 +82,8 @@ def _attach_card(run, metrics: dict, info: dict, digest: str) -> str | None:
             f"data digest `{digest[:16]}`, fetched from {source}.")
     results = [("held-out loss (nats/char)", f"{metrics['val_loss']:.4f}"),
                ("held-out bits/char", f"{metrics['val_bpc']:.4f}"),
+               ("held-out loss with dynamic evaluation (nats/char)",
+                f"{metrics['val_loss_dynamic']:.4f}"),
                ("zero-state 40-char windows (the book's view), nats/char",
                 f"{metrics['val_windowed_loss']:.4f}")]
     card = card_markdown(f"{NAME}: character language model",

@@ -13,7 +13,7 @@ from ..core.command import stage_command
 from ..core.config import Params, SentimentParams
 from ..core.inputs import read_json, read_json_object, read_provenance
 from ..core.outputs import (EVAL_SENTIMENT, METRICS, MODEL_SENTIMENT, PLOTS, PREPARED_IMDB,
-                            sha256_file, staged_dir, write_json)
+                            staged_dir, write_json)
 from ..mlops import tracking
 from ..mlops.model_card import attach_card, card_markdown
 from ..mlops.registry import Evidence, promote_if_better
@@ -22,6 +22,7 @@ from ..sentiment.predict import load_sentiment_model, predict_reviews
 from ..sentiment.reviews import load_reviews, review_tables, which_reviews
 from ..sentiment.serving import INTENDED_USE, LIMITS, NAME
 from ..training.runtime import setup_for
+from ..training.trained import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def evaluate_sentiment(params: Params) -> dict:
     _write_confusion(labels, probs, test["accuracy"])
     _write_predictions(probs)
 
-    with tracking.open_training_run("sentiment", sha256_file(MODEL_SENTIMENT / "model.pt"),
+    with tracking.open_training_run("sentiment", weights_digest(MODEL_SENTIMENT, info),
                                     "evaluate_sentiment") as run:
         digest = tracking.content_digest(PREPARED_IMDB)
         datasets = tracking.log_datasets("imdb", review_tables(PREPARED_IMDB, ("val", "test")),

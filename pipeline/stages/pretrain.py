@@ -3,13 +3,10 @@ text (`sentiment.pretrained`):
 
 - `embeddings`: word vectors from co-occurrence counts (PPMI + SVD, a minute or two), the
   classifier's embedding starts from them;
-- `lm`: a word language model (the slower option), whose embedding and LSTM start the
-  classifier. Reviews are read whole, in a seeded random order, each followed by <pad> as
-  an end-of-review word, as `batch_size` contiguous streams with truncated BPTT;
 - `none`: nothing (the book).
 
 It reads the training part of the labelled reviews and the unlabelled reviews (when the
-archive has them): never validation (except to measure the LM) and never test text.
+archive has them): never validation and never test text.
 """
 from __future__ import annotations
 
@@ -30,14 +27,12 @@ from ..core.outputs import MODEL_PRETRAIN, PLOTS, PREPARED_IMDB, staged_dir, wri
 from ..mlops import tracking
 from ..mlops.plots import plot_history
 from ..sentiment import embeddings
-from ..sentiment.pretraining import pretraining_text, review_stream
+from ..sentiment.pretraining import pretraining_text
 from ..sentiment.reviews import load_reviews, review_tables
 from ..sentiment.text import PAD_ID, Vocab
-from ..sentiment.wordlm import WordLMTask, build_word_lm
-from ..training.runtime import setup_for
-from ..training.tracked import TrainingRun, train_and_track
 
 PLOT_DIR = PLOTS / "pretrain"  # what there is to look at depends on the choice
+SPECTRUM_COLUMNS = ["dimension", "share", "cumulative"]
 # Words whose nearest neighbours show whether the vectors learned anything.
 PROBE_WORDS = ["great", "awful", "boring", "funny", "recommend", "waste", "actor", "hitchcock"]
 
@@ -49,9 +44,7 @@ def pretrain(params: Params) -> dict:
     kind = params.sentiment.pretrained
     if kind == "none":
         return _skip()
-    if kind == "embeddings":
-        return pretrain_embeddings(params)
-    return pretrain_lm(params)
+    return pretrain_embeddings(params)
 
 
 def pretrain_embeddings(params: Params) -> dict:
@@ -102,44 +95,16 @@ def pretrain_embeddings(params: Params) -> dict:
     return summary
 
 
-def pretrain_lm(params: Params) -> dict:
-    """A word LM of the classifier's shape; its embedding + LSTM are the encoder."""
-    p, s = params.pretrain, params.sentiment
-    device = setup_for(params)
-    require(PREPARED_IMDB / "tokens.npy", "prepared reviews", "prepare_imdb")
-    splits = load_reviews(PREPARED_IMDB)  # whole reviews
-    vocab = Vocab.load(PREPARED_IMDB / "vocab.txt")
-    train = pretraining_text(splits, seed=params.seed)
-    val = review_stream(splits["val"])[:p.eval_tokens]
-    model = build_word_lm(len(vocab), s, p)
-    _clear_plots()  # train_and_track draws the LM's curves here
-    task = WordLMTask(train, val, p, params.seed, device)
-
-    def write_extra(out):
-        torch.save(model.encoder_state_dict(), out / "encoder.pt")
-        shutil.copy(PREPARED_IMDB / "vocab.txt", out / "vocab.txt")
-
-    sizes = {f"sentiment.{k}": getattr(s, k) for k in ("embed_dim", "hidden_size", "num_layers")}
-    spec = TrainingRun(
-        name="pretrain", section=p, stage="pretrain", experiment="pretrain",
-        data_dir=PREPARED_IMDB, dataset="imdb", model_dir=MODEL_PRETRAIN,
-        curves=["train_loss", "val_loss"], write_extra=write_extra,
-        inputs=lambda: review_tables(PREPARED_IMDB, ("train", "unsup", "val")),
-        extra_params={**sizes, "train_words": len(train)})
-    result = train_and_track(spec, params, model, task, device)
-    return {"best_step": result.best_step, **result.best_metrics}
-
-
 def _skip() -> dict:
     """DVC has no optional stages: with `sentiment.pretrained: none` this stage writes
-    only a note (and empty curves), so `dvc repro` spends no time on a model nobody reads.
-    Changing the choice changes this stage's params, and DVC re-runs it for real."""
+    only a note (and an empty spectrum), so `dvc repro` spends no time on a model nobody
+    reads. Changing the choice changes this stage's params, and DVC re-runs it for real."""
     note = {"pretrained": "none", "note": "sentiment.pretrained is none: nothing pretrained"}
     with staged_dir(MODEL_PRETRAIN) as out:
         write_json(out / "skipped.json", note)
     _clear_plots()
-    pd.DataFrame(columns=["evaluation", "step", "train_loss", "val_loss"]).to_csv(
-        PLOT_DIR / "history.csv", index=False)  # an empty table: there is no LM history
+    pd.DataFrame(columns=SPECTRUM_COLUMNS).to_csv(
+        PLOT_DIR / "spectrum.csv", index=False)  # an empty table: there are no vectors
     log.info(note["note"])
     return note
 
@@ -155,15 +120,15 @@ def _plot_spectrum(vectors: np.ndarray) -> Path:
     a steep fall means few dimensions carry the meaning and embed_dim could be smaller."""
     energy = (vectors.astype("float64") ** 2).sum(axis=0)
     share = energy / energy.sum()
-    rows = [{"dimension": i + 1, "share": float(v), "cumulative": float(c)}
+    rows = [dict(zip(SPECTRUM_COLUMNS, (i + 1, float(v), float(c))))
             for i, (v, c) in enumerate(zip(share, share.cumsum()))]
     pd.DataFrame(rows).to_csv(PLOT_DIR / "spectrum.csv", index=False, float_format="%.6g")
-    plot_history(rows, "dimension", ["share", "cumulative"], PLOT_DIR / "spectrum.png",
+    plot_history(rows, "dimension", SPECTRUM_COLUMNS[1:], PLOT_DIR / "spectrum.png",
                  "PPMI-SVD word vectors: share of variance per dimension")
     return PLOT_DIR / "spectrum.png"
 
 
-main = stage_command(pretrain, distributed=True)
+main = stage_command(pretrain)
 
 if __name__ == "__main__":
     main()

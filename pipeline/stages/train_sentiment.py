@@ -28,8 +28,8 @@ def _start_from_pretrained(model: SentimentLSTM, p: SentimentParams) -> tuple[di
     encoder = pretrained_encoder(PREPARED_IMDB / "vocab.txt", MODEL_PRETRAIN)
     load_encoder(model, encoder)
     provenance = {"pretrained_encoder_sha256": sha256_file(MODEL_PRETRAIN / "encoder.pt")}
-    # A discriminative rate (ULMFiT): what was pretrained (the embedding, or the
-    # embedding and the LSTM) may learn slower than the fresh parts.
+    # A discriminative rate (ULMFiT): what was pretrained may learn slower than the
+    # fresh parts.
     lr_scales = {prefix: p.encoder_lr_scale for prefix in ENCODER_PREFIXES
                  if any(name.startswith(prefix) for name in encoder)}
     return provenance, lr_scales

@@ -1,6 +1,6 @@
-"""What the two language models share (the char LM, and the word LM that pretrains the
-classifier): truncated backpropagation through time over contiguous streams, and the
-task the training loop runs for a language model.
+"""What training a language model needs beyond the loop: truncated backpropagation
+through time over contiguous streams, and the task the training loop runs (the char LM's
+CharTask says how it scores a window and how it is evaluated).
 
 Truncated BPTT: the text is cut into `batch_size` contiguous streams read in windows of
 `seq_len`. Row b of consecutive batches continues the same stream, so the LSTM state at

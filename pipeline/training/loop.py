@@ -1,7 +1,7 @@
 """The one training loop every neural model shares.
 
 A model plugs in through a `Task`, which splits training into evaluation periods: an
-epoch for the classifier, `eval_every` steps for the language models. After each period
+epoch for the classifier, `eval_every` steps for the language model. After each period
 the model is evaluated, the best weights are kept, and every `checkpoint_every` periods a
 checkpoint is written from which a killed run resumes. With `average_last_periods: n`
 the weights after every step of the last n periods are averaged (stochastic weight
@@ -76,6 +76,7 @@ class FitResult:
     best_metrics: dict
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
+    timeline: list[dict] = field(default_factory=list)  # step, seconds, metric
 
 
 @dataclass
@@ -90,6 +91,11 @@ class LoopState:
     best_state: dict | None = None
     bad_periods: int = 0
     history: list = field(default_factory=list)
+    # Wall-clock seconds of training and evaluation so far (over resumes), and the
+    # validation metric at each evaluation against them: kept apart from the history,
+    # which must come out the same on every run.
+    seconds: float = 0.0
+    timeline: list = field(default_factory=list)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, total_steps: int):
@@ -244,18 +250,25 @@ def _train_period(t: _Training, state: LoopState, r: int) -> float:
     return (period_loss_sum / max(period_batches, 1)).item()
 
 
-def _evaluate_period(t: _Training, state: LoopState, r: int, train_loss: float) -> None:
-    """Evaluate, log, and keep the weights if they are the best so far."""
+def _evaluate_period(t: _Training, state: LoopState, r: int, train_loss: float,
+                     started: float) -> None:
+    """Evaluate, log, and keep the weights if they are the best so far. `started`: when
+    period r began (perf_counter), for the time-to-quality curve."""
     scored = t.scored(r)
     scored.eval()
     with torch.no_grad(), torch.autocast(device_type=t.device.type, dtype=torch.bfloat16,
                                          enabled=t.cfg.amp and t.device.type == "cuda"):
         metrics = t.task.evaluate(scored)
+    state.seconds += time.perf_counter() - started
     row = {t.task.period_name: r + 1, "step": state.step, "train_loss": train_loss, **metrics}
     state.history.append(row)
+    state.timeline.append({"step": state.step, "seconds": round(state.seconds, 1),
+                           t.task.metric: metrics[t.task.metric]})
     # The step is the x-axis of every metric; an epoch number is worth a chart of its own.
+    # The seconds let the UI chart quality against time, what one more minute buys.
     period = {"epoch": r + 1} if t.task.period_name == "epoch" else {}
-    t.log_metrics({"train_loss": train_loss, **metrics, **period}, state.step)
+    t.log_metrics({"train_loss": train_loss, **metrics, **period,
+                   "wall_seconds": state.seconds}, state.step)
     if is_main():
         log.info("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items()))
@@ -294,7 +307,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
 
     stopped_early = False
     for r in range(state.next_period, task.periods()):
-        _evaluate_period(t, state, r, _train_period(t, state, r))
+        started = time.perf_counter()
+        _evaluate_period(t, state, r, _train_period(t, state, r), started)
         done = r + 1 == task.periods()
         if cfg.patience is not None and state.bad_periods >= cfg.patience and not done:
             log.info("early stop: no better %s for %d %ss", task.metric, state.bad_periods,
@@ -308,4 +322,4 @@ def fit(model: torch.nn.Module, task: Task, cfg: LoopConfig, device: torch.devic
         if stopped_early:
             break
     return FitResult(state.best_state, state.best_period, state.best_step, state.best_metrics,
-                     state.history, stopped_early)
+                     state.history, stopped_early, state.timeline)

@@ -15,7 +15,7 @@ from ..core.config import Params, TrainingParams, flatten
 from ..core.inputs import read_json, read_provenance
 from ..core.outputs import CHECKPOINTS, PLOTS, fingerprint, sha256_file, staged_dir, write_json
 from ..mlops import tracking
-from ..mlops.plots import plot_history
+from ..mlops.plots import plot_history, plot_time_to_quality
 from .loop import FitResult, LoopConfig, Task, fit
 from .runtime import is_main, world
 
@@ -112,6 +112,10 @@ def _write_outputs(spec: TrainingRun, task: Task, result: FitResult) -> None:
     history.to_csv(plot_dir / "history.csv", index=False)
     plot_history(result.history, "step", spec.curves, plot_dir / "learning_curves.png",
                  f"{spec.name}: learning curves")
+    # Its own file: the seconds differ from run to run, the history must not.
+    pd.DataFrame(result.timeline).to_csv(plot_dir / "time_to_quality.csv", index=False)
+    plot_time_to_quality(result.timeline, task.metric, plot_dir / "time_to_quality.png",
+                         f"{spec.name}: {task.metric} against wall-clock time")
 
 
 def full_data(params: Params, dataset: str) -> bool:
@@ -137,5 +141,6 @@ def _log_results(spec: TrainingRun, task: Task, result: FitResult, register: boo
     mlflow.log_metrics({**{k: float(v) for k, v in _summary(task, result).items()},
                         **{f"best_{k}": v for k, v in result.best_metrics.items()}})
     mlflow.log_artifacts(str(spec.model_dir), "outputs")
-    mlflow.log_artifact(str(PLOTS / spec.name / "learning_curves.png"), "plots")
+    for plot in ("learning_curves.png", "time_to_quality.png"):
+        mlflow.log_artifact(str(PLOTS / spec.name / plot), "plots")
     spec.log_model(spec.model_dir, register)  # a pyfunc MLflow model (<family>/serving.py)

@@ -44,6 +44,12 @@ def load_trained(model_dir: Path, kind: str, params_cls: type[BaseModel], load_v
     return model.to(device).eval(), vocab, p, info
 
 
+def weights_digest(model_dir: Path, info: dict) -> str:
+    """sha256 of model.pt: the one model.json records, which load_trained has checked,
+    or (a model.json from before it recorded one) the file's."""
+    return info.get("weights_sha256") or sha256_file(Path(model_dir) / "model.pt")
+
+
 def load_tensors(path: Path, kind: str, fix: str | None = None, map_location="cpu"):
     """A torch.save file loaded as data only (`weights_only`): tensors and plain values;
     anything wrong with it is one line naming it."""
