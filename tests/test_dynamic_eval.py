@@ -33,9 +33,9 @@ def test_without_steps_it_is_the_static_loss():
 def test_it_learns_while_reading_and_leaves_the_model_alone():
     model, text = _model(), _periodic(600)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    static = dynamic_loss(model, text, CPU, 0.0, 0.0, seq_len=20)
-    adapted = dynamic_loss(model, text, CPU, 0.5, 0.0, seq_len=20)
-    assert adapted < 0.8 * static  # an untrained model picks up the period as it reads
+    static = dynamic_loss(model, text, CPU, 0.0, 0.0, seq_len=10)
+    adapted = dynamic_loss(model, text, CPU, 2.0, 0.0, seq_len=10)
+    assert adapted < static - 0.05  # an untrained model picks up the period as it reads
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
 

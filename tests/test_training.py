@@ -50,7 +50,7 @@ def test_the_time_to_quality_curve_has_every_evaluation():
     assert [row["val_loss"] for row in result.timeline] == [
         row["val_loss"] for row in result.history]
     seconds = [row["seconds"] for row in result.timeline]
-    assert seconds == sorted(seconds) and seconds[0] > 0
+    assert seconds == sorted(seconds) and seconds[0] >= 0  # tenths: the toy takes less
     # ... and in the tracked metrics, at the step of each evaluation.
     walls = [(s, m["wall_seconds"]) for s, m in logged if "wall_seconds" in m]
     assert [s for s, _ in walls] == [10, 20, 30, 40]
@@ -82,7 +82,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, scheduler, average):
     # evaluations, then the resumed ones, seconds still adding up.
     assert [row["step"] for row in res_b.timeline] == [row["step"] for row in res_a.history]
     seconds = [row["seconds"] for row in res_b.timeline]
-    assert seconds == sorted(seconds) and seconds[0] > 0
+    assert seconds == sorted(seconds) and seconds[0] >= 0  # tenths: the toy takes less
     assert_same_state(res_b.best_state, res_a.best_state)
     assert to_bytes(res_b.best_state) == to_bytes(res_a.best_state)
     assert_same_state(model_b.state_dict(), model_a.state_dict())
