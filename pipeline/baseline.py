@@ -9,7 +9,6 @@ with skops, which loads only the types it is told to trust, not arbitrary pickle
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import time
 
@@ -17,7 +16,6 @@ import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -42,27 +40,22 @@ def review_texts(reviews: ReviewSet, words: np.ndarray) -> list[str]:
     return [" ".join(words[reviews.review(i)]) for i in range(len(reviews))]
 
 
-def _fit_one(c: float, features: dict, labels: dict, p: BaselineParams) -> dict:
-    clf = LogisticRegression(C=c, max_iter=p.max_iter, solver="liblinear")
-    clf.fit(features["train"], labels["train"])
-    val = classification_metrics(labels["val"], clf.predict_proba(features["val"])[:, 1])
-    return {"C": c, "val_accuracy": val["accuracy"], "val_loss": val["loss"], "model": clf}
-
-
 def search_c(features: dict, labels: dict, p: BaselineParams) -> list[dict]:
     """One logistic regression per C, each with its validation accuracy and loss, each
-    an MLflow run nested in the stage's run. The fits run side by side, one per core:
-    liblinear releases the GIL, so threads share the features instead of copying them,
-    and its primal solver draws no random numbers, so the order changes nothing."""
-    search = Parallel(n_jobs=min(len(p.c_values), os.cpu_count() or 1), prefer="threads")(
-        delayed(_fit_one)(c, features, labels, p) for c in p.c_values)
+    an MLflow run nested in the stage's run."""
+    search = []
     experiment = mlflow.active_run().info.experiment_id  # nested runs beside their parent
-    for r in search:
-        with mlflow.start_run(experiment_id=experiment, run_name=f"tfidf-logreg-C{r['C']:g}",
+    for c in p.c_values:
+        with mlflow.start_run(experiment_id=experiment, run_name=f"tfidf-logreg-C{c:g}",
                               nested=True):
-            mlflow.log_param("baseline.C", r["C"])
-            mlflow.log_metrics({"val_accuracy": r["val_accuracy"], "val_loss": r["val_loss"]})
-        log.info("C=%g: validation accuracy %.4f", r["C"], r["val_accuracy"])
+            clf = LogisticRegression(C=c, max_iter=p.max_iter, solver="liblinear")
+            clf.fit(features["train"], labels["train"])
+            val = classification_metrics(labels["val"], clf.predict_proba(features["val"])[:, 1])
+            mlflow.log_param("baseline.C", c)
+            mlflow.log_metrics({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
+        search.append({"C": c, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
+                       "model": clf})
+        log.info("C=%g: validation accuracy %.4f", c, val["accuracy"])
     return search
 
 
