@@ -11,6 +11,7 @@ from pipeline.charlm.generate import generate
 from pipeline.charlm.model import CharLSTM
 from pipeline.charlm.vocab import CharVocab
 from pipeline.core.config import ConfigError, Params, load_params
+from pipeline.training.tracked import loop_config
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("The island was surrounded by a sea of foam; Cyrus Harding, the engineer, "
@@ -251,6 +252,19 @@ def test_cannot_average_more_epochs_than_are_trained(tmp_path):
         load_params(_write(tmp_path, raw))
     raw["sentiment"]["average_last_epochs"] = 3
     assert load_params(_write(tmp_path, raw)).sentiment.average_last_epochs == 3
+
+
+def test_cannot_average_more_evaluations_than_are_made(tmp_path):
+    raw = _raw()
+    raw["charlm"].update(steps=1000, eval_every=300, average_last_evaluations=5)
+    with pytest.raises(ConfigError, match="average_last_evaluations"):
+        load_params(_write(tmp_path, raw))
+    raw["charlm"]["average_last_evaluations"] = 4   # 300, 600, 900, 1000
+    raw["sentiment"]["average_last_epochs"] = None
+    params = load_params(_write(tmp_path, raw))
+    # Each model's averaging reaches the loop, and only that model's.
+    assert loop_config(params.charlm, params, {}).average_last_periods == 4
+    assert loop_config(params.sentiment, params, {}).average_last_periods is None
 
 
 def test_missing_params_file(tmp_path):

@@ -126,6 +126,16 @@ class CharLMParams(Section):
     clip_grad_norm: PositiveFloat = 5.0
     eval_every: PositiveInt = 500
     patience: Optional[PositiveInt] = None
+    average_last_evaluations: Optional[PositiveInt] = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        evaluations = -(-self.steps // self.eval_every)
+        if (self.average_last_evaluations is not None
+                and self.average_last_evaluations > evaluations):
+            raise ValueError(f"average_last_evaluations ({self.average_last_evaluations}) is "
+                             f"more than the {evaluations} evaluations of {self.steps} steps")
+        return self
 
 
 class SamplesParams(Section):
