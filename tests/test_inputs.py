@@ -181,11 +181,12 @@ def test_every_input_fault_is_one_line_naming_the_file_and_the_fix(layout, path,
         return
     with pytest.raises(PipelineError) as info:
         read()
-    if path.name == "params.yaml" and isinstance(info.value, ConfigError) and fault == "truncated":
-        # Keys cut off: one line per problem, each naming the file and the key.
+    if (path.name == "params.yaml" and isinstance(info.value, ConfigError)
+            and fault == "truncated" and "missing key" in str(info.value)):
+        # Cut between keys: one line per problem, each naming the file and the key. Cut
+        # inside a key, the file is not YAML: one line, checked below.
         lines = str(info.value).splitlines()
         assert lines and all(line.startswith("params.yaml: ") for line in lines), lines
-        assert any("missing" in line for line in lines)
         return
     assert words in _one_line(info.value, path, fix)
 
