@@ -2,7 +2,8 @@
 saves, measured back to back on this machine.
 
 Every variant is a full TBPTT training step of the model the levers were chosen on
-(embedding 64, 2 x 384 LSTM, the book's vocabulary size): forward, backward, clipping, fused Adam.
+(embedding 64, 2 x 384 LSTM, the book's vocabulary size): forward, backward, clipping,
+fused Adam.
 
   per-element masks  the step before sequence dropout: nn.LSTM's own dropout between the
                      layers and nn.Dropout on embeddings and outputs, a fresh mask for
