@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from pipeline.charlm.data import random_windows
+from pipeline.charlm.task import StreamBatches
 from pipeline.sentiment.batches import review_batch
 from pipeline.sentiment.reviews import ReviewSet
 from pipeline.sentiment.text import PAD_ID
-from pipeline.training.lm import StreamBatches, iterate_streams
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -243,11 +243,12 @@ def test_stream_batches_too_short_text():
         StreamBatches(torch.arange(20), seq_len=10, batch_size=4)
 
 
-def test_iterate_streams_covers_each_stream_once():
+def test_one_pass_of_windows_covers_each_stream_once():
     text = torch.arange(10 * 4 * 5 + 1)  # 4 streams of 50 = 5 windows of 10 each
     seq_len, batch = 10, 4
-    windows = list(iterate_streams(text, seq_len, batch))
-    assert len(windows) == 5
+    streams = StreamBatches(text, seq_len, batch)
+    assert streams.windows_per_pass == 5
+    windows = [streams.window(k) for k in range(streams.windows_per_pass)]
     xs = torch.cat([x for x, _ in windows], dim=1)
     ys = torch.cat([y for _, y in windows], dim=1)
     per = (len(text) - 1) // batch

@@ -8,6 +8,7 @@ reported at once, each naming the file, the key, what is accepted and what was g
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
@@ -86,6 +87,10 @@ class SentimentParams(Section):
     encoder_lr_scale: PositiveFloat = 1.0
     average_last_epochs: Optional[PositiveInt] = None
 
+    @property
+    def average_last_periods(self) -> Optional[int]:
+        return self.average_last_epochs
+
     @model_validator(mode="after")
     def _consistent(self):
         if self.average_last_epochs is not None and self.average_last_epochs > self.epochs:
@@ -128,13 +133,22 @@ class CharLMParams(Section):
     patience: Optional[PositiveInt] = None
     average_last_evaluations: Optional[PositiveInt] = None
 
+    @property
+    def evaluations(self) -> int:
+        """Evaluations in a full run: every `eval_every` steps and after the last."""
+        return math.ceil(self.steps / self.eval_every)
+
+    @property
+    def average_last_periods(self) -> Optional[int]:
+        return self.average_last_evaluations
+
     @model_validator(mode="after")
     def _consistent(self):
-        evaluations = -(-self.steps // self.eval_every)
         if (self.average_last_evaluations is not None
-                and self.average_last_evaluations > evaluations):
+                and self.average_last_evaluations > self.evaluations):
             raise ValueError(f"average_last_evaluations ({self.average_last_evaluations}) is "
-                             f"more than the {evaluations} evaluations of {self.steps} steps")
+                             f"more than the {self.evaluations} evaluations of {self.steps} "
+                             "steps")
         return self
 
 
@@ -165,9 +179,8 @@ class TrainParams(Section):
     nproc: PositiveInt = 1
 
 
-# The sections the training loop trains from, and that of the language model.
+# The sections the training loop trains from.
 TrainingParams = Union[SentimentParams, CharLMParams]
-LanguageModelParams = CharLMParams
 
 
 class Params(Section):

@@ -48,8 +48,7 @@ def loop_config(section: TrainingParams, params: Params, lr_scales: dict) -> Loo
                       scheduler=section.scheduler, clip_grad_norm=section.clip_grad_norm,
                       patience=section.patience, checkpoint_every=params.train.checkpoint_every,
                       amp=params.train.amp, lr_scales=lr_scales,
-                      average_last_periods=(getattr(section, "average_last_epochs", None)
-                                            or getattr(section, "average_last_evaluations", None)))
+                      average_last_periods=section.average_last_periods)
 
 
 def _fingerprint(spec: TrainingRun, params: Params, data_info: dict) -> str:
